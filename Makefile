@@ -1,0 +1,57 @@
+# topicstance: `make serve` serves, `make test` tests. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+DATA := training/data
+MODEL ?= $(or $(TOPICSTANCE_MODEL),models/default)
+PROTO := proto/topicstance/v1/topicstance.proto
+
+.PHONY: serve test lint typecheck proto train data-card bench container-test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The model is built from the committed corpus when it is missing; the default
+# model is also rebuilt when the corpus is newer than it.
+ifeq ($(MODEL),models/default)
+MODEL_INPUTS := $(wildcard $(DATA)/*.jsonl) $(DATA)/taxonomy.toml
+endif
+$(MODEL)/manifest.json: $(MODEL_INPUTS) | $(STAMP)
+	$(BIN)/python training/train.py --data $(DATA) --out $(MODEL)
+
+## serve: serve on port 50051 (TOPICSTANCE_* variables pass through)
+serve: $(STAMP) $(MODEL)/manifest.json
+	TOPICSTANCE_MODEL=$(MODEL) $(BIN)/topicstance-server
+
+## test: lint, types, proto lint and freshness, data validation, unit and integration tests
+test: $(STAMP) $(NODE_STAMP) lint typecheck
+	node_modules/.bin/buf lint
+	$(BIN)/python -m training.dataset check $(DATA)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## proto: regenerate the Python stubs from the .proto (never edit them by hand)
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO)
+
+## train: retrain the default model and write its report
+train: $(STAMP)
+	$(BIN)/python training/train.py --data $(DATA) --out models/default
+
+clean:
+	rm -rf $(VENV) node_modules models .mypy_cache .pytest_cache .ruff_cache .hypothesis

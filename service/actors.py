@@ -1,0 +1,116 @@
+"""Find actor mentions in text from alias lists that come from the training data.
+
+The alias lists are data (see training/data/taxonomy.toml) and travel inside the
+model artifact, so this module knows no actor by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One alias occurrence: offsets index into the searched text."""
+
+    actor: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ActorAliases:
+    """The alias list of one actor, and phrases that hide those aliases."""
+
+    aliases: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+
+def _is_acronym(alias: str) -> bool:
+    """Acronyms (US, U.S.) match in their exact case: "us" is a pronoun."""
+    return not any(ch.islower() for ch in alias)
+
+
+def _alias_pattern(alias: str) -> str:
+    """A regex for one alias: exact case for acronyms, else a fixed first capital."""
+    words = alias.split()
+    if _is_acronym(alias):
+        return r"\s+".join(re.escape(word) for word in words)
+    first, rest = alias[0], alias[1:]
+    tail = r"\s+".join(re.escape(word) for word in rest.split(" "))
+    return re.escape(first) + (f"(?i:{tail})" if tail else "")
+
+
+def compile_phrases(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    """One alternation, longest phrase first, bounded by non-word characters."""
+    unique = sorted(set(phrases), key=len, reverse=True)
+    if not unique:
+        return None
+    body = "|".join(_alias_pattern(phrase) for phrase in unique)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+
+
+class ActorMatcher:
+    """Finds every actor's mentions; longest match wins where aliases overlap."""
+
+    def __init__(self, actors: Mapping[str, ActorAliases]) -> None:
+        self.actors: tuple[str, ...] = tuple(actors)
+        self._patterns = {name: compile_phrases(spec.aliases) for name, spec in actors.items()}
+        self._excludes = compile_phrases(
+            phrase for spec in actors.values() for phrase in spec.exclude
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Mapping[str, Sequence[str]]]) -> ActorMatcher:
+        """Build from the `[actors.NAME]` tables of a taxonomy file."""
+        return cls(
+            {
+                name: ActorAliases(
+                    aliases=tuple(spec.get("aliases", ())),
+                    exclude=tuple(spec.get("exclude", ())),
+                )
+                for name, spec in config.items()
+            }
+        )
+
+    def find(self, text: str) -> list[Mention]:
+        """All mentions in reading order, without overlaps or excluded phrases."""
+        hidden = self._hidden_spans(text)
+        candidates = [
+            Mention(name, match.start(), match.end(), match.group())
+            for name, pattern in self._patterns.items()
+            if pattern is not None
+            for match in pattern.finditer(text)
+            if not _overlaps_any(match.start(), match.end(), hidden)
+        ]
+        candidates.sort(key=lambda m: (m.start, -(m.end - m.start)))
+        mentions: list[Mention] = []
+        for mention in candidates:
+            if mentions and mention.start < mentions[-1].end:
+                continue
+            mentions.append(mention)
+        return mentions
+
+    def actors_in(self, text: str) -> list[str]:
+        """The actors mentioned, in order of first mention."""
+        return list(dict.fromkeys(m.actor for m in self.find(text)))
+
+    def _hidden_spans(self, text: str) -> list[tuple[int, int]]:
+        if self._excludes is None:
+            return []
+        return [(m.start(), m.end()) for m in self._excludes.finditer(text)]
+
+
+def _overlaps_any(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(start < span_end and span_start < end for span_start, span_end in spans)
+
+
+def group_by_actor(mentions: Iterable[Mention]) -> dict[str, list[Mention]]:
+    """Mentions per actor, actors in order of first mention."""
+    grouped: dict[str, list[Mention]] = {}
+    for mention in mentions:
+        grouped.setdefault(mention.actor, []).append(mention)
+    return grouped

@@ -1,0 +1,206 @@
+"""The model bundle: save, verify and load the artifact, and predict with it.
+
+An artifact is a directory with `model.joblib` (the fitted heads, label sets and
+alias lists) and `manifest.json` (version, hashes, label sets, metrics, library
+versions). The SHA-256 in the manifest is checked before anything is unpickled:
+unpickling runs code, so artifacts must come from a trusted source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+
+from service.actors import ActorMatcher, Mention
+from service.features import stance_inputs
+
+ARTIFACT_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class ArtifactError(Exception):
+    """The artifact is missing, tampered with, or incompatible; the message says which."""
+
+
+@dataclass(frozen=True)
+class ActorStancePrediction:
+    """One actor's stance in one section; mention offsets index the model text."""
+
+    actor: str
+    stance: str
+    scores: list[tuple[str, float]]
+    mentions: list[Mention]
+
+
+@dataclass(frozen=True)
+class SectionPrediction:
+    """Topics and stances of one section."""
+
+    primary_topic: str
+    topics: list[str]
+    topic_scores: list[tuple[str, float]]
+    stances: list[ActorStancePrediction] = field(default_factory=list)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether a pickled model loads correctly."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_artifact(
+    directory: Path, payload: Mapping[str, Any], manifest: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write the joblib file, then the manifest that pins its hash."""
+    directory.mkdir(parents=True, exist_ok=True)
+    artifact = directory / ARTIFACT_FILE
+    joblib.dump({"format_version": FORMAT_VERSION, **payload}, artifact, compress=3)
+    full = {
+        **manifest,
+        "artifact_file": ARTIFACT_FILE,
+        "artifact_sha256": file_sha256(artifact),
+        "artifact_bytes": artifact.stat().st_size,
+        "format_version": FORMAT_VERSION,
+        "library_versions": library_versions(),
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    return full
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"no model at {directory}: {MANIFEST_FILE} is missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not a readable JSON manifest: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is not a JSON object")
+    return manifest
+
+
+def verify_artifact(directory: Path) -> dict[str, Any]:
+    """Check hash and library versions without unpickling; return the manifest."""
+    manifest = read_manifest(directory)
+    artifact = directory / str(manifest.get("artifact_file", ARTIFACT_FILE))
+    if not artifact.is_file():
+        raise ArtifactError(f"no model at {directory}: {artifact.name} is missing")
+    expected, actual = manifest.get("artifact_sha256"), file_sha256(artifact)
+    if expected != actual:
+        raise ArtifactError(
+            f"{artifact} does not match its manifest (SHA-256 {actual[:12]}..., manifest says "
+            f"{str(expected)[:12]}...): refusing to load a modified or truncated artifact"
+        )
+    trained = manifest.get("library_versions", {}).get("scikit-learn", "")
+    if _minor(trained) != _minor(sklearn.__version__):
+        raise ArtifactError(
+            f"{artifact} was trained with scikit-learn {trained}, this server runs "
+            f"{sklearn.__version__}: retrain the model with this version"
+        )
+    return manifest
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+class ModelBundle:
+    """A loaded, verified model that predicts topics and stances for sections."""
+
+    def __init__(self, payload: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
+        self.manifest = dict(manifest)
+        self.version: str = manifest["version"]
+        self.topics: tuple[str, ...] = tuple(payload["topics"])
+        self.none_topic: str = payload["none_topic"]
+        self.stances: tuple[str, ...] = tuple(payload["stances"])
+        self.actor_config: dict[str, Any] = payload["actors"]
+        self.thresholds = np.asarray([payload["thresholds"][t] for t in self.topics])
+        self.topic_model = payload["topic_model"]
+        self.stance_model = payload["stance_model"]
+        self.matcher = ActorMatcher.from_config(self.actor_config)
+        self._stance_order = [list(self.stance_model.classes_).index(s) for s in self.stances]
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return self.matcher.actors
+
+    def predict(self, texts: Sequence[str]) -> list[SectionPrediction]:
+        """Classify each text as one section; work is batched across texts."""
+        if not texts:
+            return []
+        topic_probs = np.asarray(self.topic_model.predict_proba(list(texts)))
+        mentions = [self.matcher.find(text) for text in texts]
+        inputs = [stance_inputs(text, found) for text, found in zip(texts, mentions, strict=True)]
+        flat = [item for per_text in inputs for item in per_text]
+        stance_probs = (
+            np.asarray(self.stance_model.predict_proba(flat))[:, self._stance_order]
+            if flat
+            else np.empty((0, len(self.stances)))
+        )
+        results, row = [], 0
+        for probs, found, per_text in zip(topic_probs, mentions, inputs, strict=True):
+            stances = []
+            for item in per_text:
+                scores = stance_probs[row]
+                row += 1
+                stances.append(
+                    ActorStancePrediction(
+                        actor=item.actor,
+                        stance=self.stances[int(np.argmax(scores))],
+                        scores=[(s, float(p)) for s, p in zip(self.stances, scores, strict=True)],
+                        mentions=[m for m in found if m.actor == item.actor],
+                    )
+                )
+            results.append(self._topics(probs, stances))
+        return results
+
+    def _topics(self, probs: np.ndarray, stances: list[ActorStancePrediction]) -> SectionPrediction:
+        passed = sorted(
+            (i for i in range(len(self.topics)) if probs[i] >= self.thresholds[i]),
+            key=lambda i: -probs[i],
+        )
+        topics = [self.topics[i] for i in passed]
+        return SectionPrediction(
+            primary_topic=topics[0] if topics else self.none_topic,
+            topics=topics,
+            topic_scores=[(t, float(p)) for t, p in zip(self.topics, probs, strict=True)],
+            stances=stances,
+        )
+
+
+def load_bundle(directory: Path) -> ModelBundle:
+    """Verify, then unpickle; every failure is an ArtifactError with a clear message."""
+    manifest = verify_artifact(directory)
+    try:
+        payload = joblib.load(directory / str(manifest.get("artifact_file", ARTIFACT_FILE)))
+    except Exception as exc:
+        raise ArtifactError(f"{directory}: the artifact could not be loaded: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{directory}: artifact format is not version {FORMAT_VERSION}")
+    try:
+        return ModelBundle(payload, manifest)
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise ArtifactError(f"{directory}: the artifact is incomplete: {exc}") from exc

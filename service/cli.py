@@ -1,0 +1,89 @@
+"""The `topicstance` command-line client.
+
+topicstance classify FILE|- [--json] [--target HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from topicstance.v1 import topicstance_pb2 as pb
+from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
+
+DEFAULT_TARGET = os.environ.get("TOPICSTANCE_TARGET", "127.0.0.1:50051")
+TIMEOUT_SECONDS = 30.0
+
+
+def read_input(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8")
+
+
+def format_section(index: int, section: pb.SectionResult) -> str:
+    """One readable row: heading, primary topic, topics with scores, stances."""
+    scores = {s.label: s.score for s in section.topic_scores}
+    topics = ", ".join(f"{t} {scores[t]:.2f}" for t in section.topics) or "-"
+    stances = ", ".join(
+        f"{s.actor}: {s.stance} ({max(x.score for x in s.scores):.2f})" for s in section.stances
+    )
+    heading = (section.heading or "(no heading)")[:48]
+    return f"{index:>2}  {heading:<48}  {section.primary_topic:<10}  {topics:<28}  {stances or '-'}"
+
+
+def classify(args: argparse.Namespace) -> int:
+    text = read_input(args.file)
+    with grpc.insecure_channel(args.target) as channel:
+        stub = pb_grpc.TopicStanceServiceStub(channel)
+        response = stub.ClassifyDocument(
+            pb.ClassifyDocumentRequest(text=text), timeout=TIMEOUT_SECONDS
+        )
+    if args.json:
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+        return 0
+    print(f"{'#':>2}  {'heading':<48}  {'primary':<10}  {'topics':<28}  stances")
+    for index, section in enumerate(response.sections, start=1):
+        print(format_section(index, section))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="topicstance", description="Client for the topicstance service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    classify_cmd = commands.add_parser(
+        "classify", help="split a document into sections and classify them"
+    )
+    classify_cmd.add_argument("file", help="a UTF-8 text file, or - for standard input")
+    classify_cmd.add_argument("--json", action="store_true", help="print the response as JSON")
+    classify_cmd.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"server address (default {DEFAULT_TARGET}; env TOPICSTANCE_TARGET)",
+    )
+    classify_cmd.set_defaults(run=classify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except grpc.RpcError as error:
+        print(f"topicstance: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"topicstance: cannot read {args.file}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""The gRPC servicer: validates requests, calls the model, translates the results.
+
+It holds no ML logic: sections come from service.sections, predictions from the
+model bundle, and this module only checks limits and builds messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from service.bundle import ModelBundle, SectionPrediction
+from service.config import Settings
+from service.sections import Section, single_section, split_sections
+from topicstance.v1 import topicstance_pb2 as pb
+from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
+
+ModelSource = Callable[[], ModelBundle]
+
+
+class RequestError(Exception):
+    """A request that breaks a rule; becomes a status with a BadRequest detail."""
+
+    def __init__(self, code: grpc.StatusCode, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.code, self.field, self.description = code, field, description
+
+    def to_status(self) -> grpc.Status:
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=self.field, description=self.description
+                )
+            ]
+        )
+        status = status_pb2.Status(code=getattr(code_pb2, self.code.name), message=str(self))
+        status.details.add().Pack(detail)
+        converted: grpc.Status = rpc_status.to_status(status)
+        return converted
+
+
+class Limits:
+    """The request rules, each failing with the field and the limit named."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def text(self, field: str, text: str, limit: int | None = None) -> None:
+        limit = limit or self.settings.max_text_chars
+        if len(text) > limit:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                field,
+                f"is {len(text)} characters; the limit is {limit}",
+            )
+        if not any(ch.isalnum() for ch in text):
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, field, "must contain at least one letter or digit"
+            )
+
+    def heading(self, field: str, heading: str) -> None:
+        if len(heading) > self.settings.max_text_chars:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                field,
+                f"is {len(heading)} characters; the limit is {self.settings.max_text_chars}",
+            )
+        if "\n" in heading or "\r" in heading:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, field, "must be a single line")
+
+    def batch(self, field: str, count: int) -> None:
+        if count == 0:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, field, "must hold at least one text"
+            )
+        if count > self.settings.max_batch_texts:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                field,
+                f"holds {count} texts; the limit is {self.settings.max_batch_texts}",
+            )
+
+    def sections(self, field: str, count: int) -> None:
+        if count > self.settings.max_sections:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                field,
+                f"splits into {count} sections; the limit is {self.settings.max_sections}",
+            )
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestError) -> NoReturn:
+    await context.abort_with_status(error.to_status())
+    raise AssertionError("abort_with_status returns only by raising")
+
+
+class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
+    """Implements topicstance.v1.TopicStanceService on top of a model source."""
+
+    def __init__(self, model: ModelSource, settings: Settings) -> None:
+        self._model = model
+        self._settings = settings
+        self._limits = Limits(settings)
+
+    async def ClassifyText(
+        self, request: pb.ClassifyTextRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ClassifyTextResponse:
+        try:
+            section = self._text_section(request.text, request.heading, "text", "heading")
+        except RequestError as error:
+            await _abort(context, error)
+        return pb.ClassifyTextResponse(result=self._classify([section], in_heading=True)[0])
+
+    async def ClassifyDocument(
+        self, request: pb.ClassifyDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ClassifyDocumentResponse:
+        try:
+            self._limits.text("text", request.text, self._settings.max_document_chars)
+            sections = split_sections(request.text)
+            self._limits.sections("text", len(sections))
+        except RequestError as error:
+            await _abort(context, error)
+        return pb.ClassifyDocumentResponse(sections=self._classify(sections, in_heading=False))
+
+    async def BatchClassifyTexts(
+        self, request: pb.BatchClassifyTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.BatchClassifyTextsResponse:
+        try:
+            self._limits.batch("texts", len(request.texts))
+            sections = [
+                self._text_section(text, "", f"texts[{index}]", "")
+                for index, text in enumerate(request.texts)
+            ]
+        except RequestError as error:
+            await _abort(context, error)
+        return pb.BatchClassifyTextsResponse(results=self._classify(sections, in_heading=False))
+
+    async def StreamClassifyTexts(
+        self,
+        requests: AsyncIterator[pb.StreamClassifyTextsRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.StreamClassifyTextsResponse]:
+        async for request in requests:
+            try:
+                section = self._text_section(
+                    request.text,
+                    request.heading,
+                    f"text (request_id {request.request_id!r})",
+                    f"heading (request_id {request.request_id!r})",
+                )
+            except RequestError as error:
+                await _abort(context, error)
+            result = self._classify([section], in_heading=True)[0]
+            yield pb.StreamClassifyTextsResponse(request_id=request.request_id, result=result)
+
+    async def GetModelInfo(
+        self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetModelInfoResponse:
+        return model_info(self._model(), self._settings.limits())
+
+    def _text_section(
+        self, text: str, heading: str, text_field: str, heading_field: str
+    ) -> Section:
+        self._limits.text(text_field, text)
+        if heading:
+            self._limits.heading(heading_field, heading)
+        return single_section(text, heading)
+
+    def _classify(self, sections: Sequence[Section], in_heading: bool) -> list[pb.SectionResult]:
+        bundle = self._model()
+        predictions = bundle.predict([s.model_text for s in sections])
+        return [
+            section_result(section, prediction, bundle.version, in_heading)
+            for section, prediction in zip(sections, predictions, strict=True)
+        ]
+
+
+def section_result(
+    section: Section, prediction: SectionPrediction, version: str, in_heading: bool
+) -> pb.SectionResult:
+    """The message for one section; mention offsets mapped back to the request."""
+    return pb.SectionResult(
+        heading=section.heading,
+        start=section.start,
+        end=section.end,
+        primary_topic=prediction.primary_topic,
+        topics=prediction.topics,
+        topic_scores=_scores(prediction.topic_scores),
+        stances=[
+            pb.ActorStance(
+                actor=stance.actor,
+                stance=stance.stance,
+                scores=_scores(stance.scores),
+                mentions=[
+                    _mention(section, m.start, m.end, m.text, in_heading) for m in stance.mentions
+                ],
+            )
+            for stance in prediction.stances
+        ],
+        model_version=version,
+    )
+
+
+def _mention(section: Section, start: int, end: int, text: str, in_heading: bool) -> pb.Mention:
+    return pb.Mention(
+        start=section.source_offset(start),
+        end=section.source_offset(end),
+        text=text,
+        in_heading=in_heading and section.in_heading(start),
+    )
+
+
+def _scores(pairs: Iterable[tuple[str, float]]) -> list[pb.LabelScore]:
+    return [pb.LabelScore(label=label, score=score) for label, score in pairs]
+
+
+def model_info(bundle: ModelBundle, limits: Mapping[str, int]) -> pb.GetModelInfoResponse:
+    manifest = bundle.manifest
+    created = timestamp_pb2.Timestamp()
+    created.FromDatetime(datetime.fromisoformat(manifest["created"].replace("Z", "+00:00")))
+    return pb.GetModelInfoResponse(
+        model_version=bundle.version,
+        create_time=created,
+        topics=bundle.topics,
+        none_topic=bundle.none_topic,
+        actors=bundle.actors,
+        stances=bundle.stances,
+        topic_thresholds=_scores(
+            (t, float(v)) for t, v in zip(bundle.topics, bundle.thresholds, strict=True)
+        ),
+        metrics=flatten_numbers(manifest.get("metrics", {})),
+        library_versions=manifest.get("library_versions", {}),
+        limits=dict(limits),
+        dataset_sha256=manifest.get("dataset_sha256", ""),
+    )
+
+
+def flatten_numbers(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested dictionaries, keyed by their dotted path."""
+    flat: dict[str, float] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_numbers(value, path + "."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[path] = float(value)
+    return flat

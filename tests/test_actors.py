@@ -1,0 +1,71 @@
+"""Actor alias matching from the default alias lists."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from service.actors import ActorAliases, ActorMatcher
+from tests.conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def matcher() -> ActorMatcher:
+    with (DATA / "taxonomy.toml").open("rb") as handle:
+        return ActorMatcher.from_config(tomllib.load(handle)["actors"])
+
+
+def found(matcher: ActorMatcher, text: str) -> list[tuple[str, str]]:
+    return [(m.actor, m.text) for m in matcher.find(text)]
+
+
+def test_spellings_and_possessives(matcher: ActorMatcher) -> None:
+    text = "Zelenskyy’s aide and Zelensky's office met in Kiev, then Kyiv."
+    assert found(matcher, text) == [
+        ("ukraine", "Zelenskyy"),
+        ("ukraine", "Zelensky"),
+        ("ukraine", "Kiev"),
+        ("ukraine", "Kyiv"),
+    ]
+
+
+def test_acronyms_are_case_sensitive(matcher: ActorMatcher) -> None:
+    assert found(matcher, "Let us talk about US-made jets and the U.S. position.") == [
+        ("united_states", "US"),
+        ("united_states", "U.S."),
+    ]
+
+
+def test_names_need_their_capital_but_not_the_rest(matcher: ActorMatcher) -> None:
+    assert found(matcher, "He played a trump card.") == []
+    assert found(matcher, "TRUMP MEETS PUTIN") == [("united_states", "TRUMP"), ("russia", "PUTIN")]
+
+
+def test_excluded_phrases_hide_aliases(matcher: ActorMatcher) -> None:
+    assert found(matcher, "Exports to Latin America and a Washington Post report.") == []
+    assert found(matcher, "America and Washington agreed.") == [
+        ("united_states", "America"),
+        ("united_states", "Washington"),
+    ]
+
+
+def test_word_boundaries(matcher: ActorMatcher) -> None:
+    assert found(matcher, "Russianness, USAID, Kyivstar") == []
+    assert found(matcher, "pro-Russian and Russia-Ukraine talks") == [
+        ("russia", "Russian"),
+        ("russia", "Russia"),
+        ("ukraine", "Ukraine"),
+    ]
+
+
+def test_offsets_and_multiword_aliases(matcher: ActorMatcher) -> None:
+    text = "The White\nHouse said so."
+    (mention,) = matcher.find(text)
+    assert (mention.actor, text[mention.start : mention.end]) == ("united_states", "White\nHouse")
+
+
+def test_longest_alias_wins_and_order_of_actors() -> None:
+    custom = ActorMatcher({"a": ActorAliases(("North",)), "b": ActorAliases(("North Star",))})
+    assert [m.actor for m in custom.find("The North Star and the North.")] == ["b", "a"]
+    assert custom.actors_in("The North and the North Star.") == ["a", "b"]

@@ -1,0 +1,59 @@
+"""The `topicstance` client end to end, against the live server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import FIXTURES
+from tests.serving import REPO, ServerProcess
+
+ARTICLE = FIXTURES / "article.txt"
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_classify_prints_one_row_per_section(server: ServerProcess) -> None:
+    done = run_cli("classify", str(ARTICLE), "--target", server.target)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.strip().splitlines()
+    assert "primary" in header and "stances" in header
+    assert len(rows) == 4
+    assert [row.split()[0] for row in rows] == ["1", "2", "3", "4"]
+    assert "territory" in rows[0] and "ukraine:" in rows[0]
+    assert "Drones Hit the Power Grid in Odesa" in rows[1] and "strikes" in rows[1]
+
+
+def test_classify_json_from_stdin(server: ServerProcess) -> None:
+    done = run_cli("classify", "-", "--json", "--target", server.target, stdin=ARTICLE.read_text())
+    assert done.returncode == 0, done.stderr
+    sections = json.loads(done.stdout)["sections"]
+    assert [s["primary_topic"] for s in sections] == [
+        "territory",
+        "strikes",
+        "us_policy",
+        "minerals",
+    ]
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    done = run_cli("classify", str(ARTICLE), "--target", "127.0.0.1:1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("topicstance: UNAVAILABLE")
+    assert "Traceback" not in done.stderr
+
+
+def test_unreadable_file_is_a_clear_error() -> None:
+    done = run_cli("classify", "/no/such/file.txt")
+    assert done.returncode == 1 and "cannot read /no/such/file.txt" in done.stderr

@@ -1,0 +1,83 @@
+"""train.py: validates first, writes the artifact, is deterministic for a seed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.bundle import load_bundle
+from tests.conftest import DATA
+from training import train
+from training.dataset import load_corpus
+
+PROBE = [
+    "Russian missiles hit a substation in Kharkiv; Ukraine said two workers died.",
+    "Washington offered Kyiv a new package of air-defence interceptors.",
+]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every fourth section of the real corpus: enough to train, quick to fit."""
+    directory = tmp_path_factory.mktemp("small")
+    shutil.copy(DATA / "taxonomy.toml", directory)
+    corpus = load_corpus(DATA)
+    lines = [
+        json.dumps(
+            {
+                "id": s.id,
+                "text": s.text,
+                "heading": s.heading,
+                "topics": list(s.topics),
+                "stances": s.stances,
+            }
+        )
+        for s in corpus.sections[::4]
+    ]
+    (directory / "small.jsonl").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_same_seed_same_model(small_corpus: Path, tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        assert (
+            train.main(["--data", str(small_corpus), "--out", str(tmp_path / name), "--seed", "3"])
+            == 0
+        )
+        bundle = load_bundle(tmp_path / name)
+        outputs.append((bundle.topic_model.predict_proba(PROBE), bundle.manifest["thresholds"]))
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    assert outputs[0][1] == outputs[1][1]
+
+
+def test_training_writes_artifact_manifest_and_metrics(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    assert train.main(["--data", str(small_corpus), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} >= {"model.joblib", "manifest.json", "metrics.json"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["held_out"]["topics"]["macro_f1"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "topics (held out)" in printed and "stances (held out)" in printed
+
+
+def test_bad_record_stops_training_with_file_and_line(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(small_corpus, broken)
+    with (broken / "small.jsonl").open("a") as handle:
+        handle.write(
+            '{"id": "bad-1", "text": "A text with no label list at all here.", "stances": {}}\n'
+        )
+    out = tmp_path / "model"
+    assert train.main(["--data", str(broken), "--out", str(out)]) == 1
+    lines = sum(1 for _ in (broken / "small.jsonl").open())
+    assert f"small.jsonl:{lines}: topics: expected a list" in capsys.readouterr().err
+    assert not out.exists()

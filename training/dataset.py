@@ -1,0 +1,423 @@
+"""Load, validate and split the labeled corpus.
+
+A corpus directory holds `taxonomy.toml` (label sets and actor aliases) and any
+number of `*.jsonl` files, one labeled section per line:
+
+    {"id": "...", "text": "...", "heading": "..."?, "doc": "..."?,
+     "register": "..."?, "topics": [...], "stances": {"actor": "stance"}}
+
+Sections that share a `doc` form one multi-section document, in file order.
+Run `python -m training.dataset check training/data` to validate a corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.actors import ActorMatcher
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "topics", "stances"}
+MIN_WORDS, MAX_WORDS = 5, 300
+NEAR_DUPLICATE_COSINE = 0.9
+HELD_OUT_SHARE = 0.2
+DOCUMENT_STRATUM = "document"
+
+
+class DataError(Exception):
+    """Raised with every problem found, one per line, so all can be fixed at once."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """Label sets and actor alias lists: data, never code."""
+
+    topics: tuple[str, ...]
+    none_topic: str
+    stances: tuple[str, ...]
+    actors: dict[str, dict[str, list[str]]]
+    source_sha256: str
+    neutral_stance: str | None = None
+
+    @property
+    def actor_names(self) -> tuple[str, ...]:
+        return tuple(self.actors)
+
+    def matcher(self) -> ActorMatcher:
+        return ActorMatcher.from_config(self.actors)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One labeled section, with where it came from for error messages."""
+
+    id: str
+    text: str
+    heading: str
+    topics: tuple[str, ...]
+    stances: dict[str, str]
+    doc: str | None = None
+    register: str | None = None
+    source: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """What the model reads: the heading line, then the paragraphs."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+    @property
+    def group(self) -> str:
+        """The unit of the held-out split: a whole document, or the section itself."""
+        return self.doc or self.id
+
+    def primary_topic(self, none_topic: str) -> str:
+        return self.topics[0] if self.topics else none_topic
+
+
+@dataclass
+class Corpus:
+    """A validated corpus and the taxonomy it was labeled with."""
+
+    taxonomy: Taxonomy
+    sections: list[Section]
+    files: list[Path] = field(default_factory=list)
+
+    def sha256(self) -> str:
+        """Hash of the taxonomy and every data file, in name order."""
+        digest = hashlib.sha256(self.taxonomy.source_sha256.encode())
+        for path in self.files:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """Read a taxonomy file (TOML); errors name the file and the key."""
+    raw = path.read_bytes()
+    try:
+        config = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError([f"{path}: not valid TOML: {exc}"]) from exc
+    problems = []
+    for key in ("topics", "stances"):
+        values = config.get(key)
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            problems.append(f"{path}: {key}: expected a non-empty list of strings")
+    if not isinstance(config.get("none_topic"), str):
+        problems.append(f"{path}: none_topic: expected a string")
+    neutral = config.get("neutral_stance")
+    if neutral is not None and neutral not in config.get("stances", []):
+        problems.append(f"{path}: neutral_stance: expected one of the stances")
+    actors = config.get("actors", {})
+    if not isinstance(actors, dict):
+        problems.append(f"{path}: actors: expected tables [actors.NAME] with aliases")
+        actors = {}
+    for name, spec in actors.items():
+        aliases = spec.get("aliases") if isinstance(spec, dict) else None
+        if not isinstance(aliases, list) or not aliases:
+            problems.append(f"{path}: actors.{name}.aliases: expected a non-empty list")
+    if problems:
+        raise DataError(problems)
+    return Taxonomy(
+        topics=tuple(config["topics"]),
+        none_topic=config["none_topic"],
+        stances=tuple(config["stances"]),
+        actors={
+            name: {"aliases": list(spec["aliases"]), "exclude": list(spec.get("exclude", []))}
+            for name, spec in actors.items()
+        },
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+        neutral_stance=config.get("neutral_stance"),
+    )
+
+
+def load_corpus(path: Path, taxonomy_path: Path | None = None) -> Corpus:
+    """Load and validate a corpus directory (every `*.jsonl` in it) or one file."""
+    directory = path if path.is_dir() else path.parent
+    taxonomy = load_taxonomy(taxonomy_path or directory / "taxonomy.toml")
+    files = sorted(directory.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise DataError([f"{directory}: no *.jsonl files with labeled sections"])
+    sections, problems = parse_files(files, taxonomy)
+    problems += check_corpus(sections, taxonomy)
+    if problems:
+        raise DataError(problems)
+    return Corpus(taxonomy=taxonomy, sections=sections, files=files)
+
+
+def parse_files(files: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Section], list[str]]:
+    """Parse records; each problem names file, line and field."""
+    matcher = taxonomy.matcher()
+    sections: list[Section] = []
+    problems: list[str] = []
+    for path in files:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    problems.append(f"{where}: not valid JSON: {exc.msg}")
+                    continue
+                section, record_problems = parse_record(record, taxonomy, matcher, where)
+                problems += [f"{where}: {problem}" for problem in record_problems]
+                if section is not None:
+                    sections.append(section)
+    return sections, problems
+
+
+def parse_record(
+    record: Any, taxonomy: Taxonomy, matcher: ActorMatcher, where: str
+) -> tuple[Section | None, list[str]]:
+    """Check one record against the schema and the taxonomy."""
+    if not isinstance(record, dict):
+        return None, ["expected a JSON object"]
+    problems = [f"{key}: unknown field" for key in record if key not in KNOWN_FIELDS]
+    record_id, text = record.get("id"), record.get("text")
+    heading = record.get("heading") or ""
+    if not isinstance(record_id, str) or not ID_PATTERN.match(record_id):
+        problems.append("id: expected 1-64 characters of letters, digits, '.', '_' or '-'")
+    if not isinstance(text, str) or not text.strip():
+        problems.append("text: expected a non-empty string")
+    elif not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
+        problems.append(f"text: expected {MIN_WORDS} to {MAX_WORDS} words, got {len(text.split())}")
+    if not isinstance(heading, str) or "\n" in heading:
+        problems.append("heading: expected a one-line string or null")
+    for key in ("doc", "register"):
+        if record.get(key) is not None and not isinstance(record.get(key), str):
+            problems.append(f"{key}: expected a string")
+    topics = record.get("topics")
+    if not isinstance(topics, list) or len(set(map(str, topics))) != len(topics):
+        problems.append("topics: expected a list of distinct topic labels")
+        topics = []
+    problems += [
+        f"topics: unknown label {topic!r}; expected one of {list(taxonomy.topics)}"
+        for topic in topics
+        if topic not in taxonomy.topics
+    ]
+    stances = record.get("stances")
+    if not isinstance(stances, dict):
+        problems.append("stances: expected an object mapping actor to stance")
+        stances = {}
+    problems += stance_problems(stances, taxonomy)
+    if problems or not isinstance(record_id, str) or not isinstance(text, str):
+        return None, problems
+    section = Section(
+        id=record_id,
+        text=text,
+        heading=heading,
+        topics=tuple(topics),
+        stances=dict(stances),
+        doc=record.get("doc"),
+        register=record.get("register"),
+        source=where,
+    )
+    return section, actor_problems(section, matcher)
+
+
+def stance_problems(stances: dict[str, Any], taxonomy: Taxonomy) -> list[str]:
+    problems = []
+    for actor, stance in stances.items():
+        if actor not in taxonomy.actors:
+            problems.append(
+                f"stances: unknown actor {actor!r}; expected one of {list(taxonomy.actors)}"
+            )
+        if stance not in taxonomy.stances:
+            expected = list(taxonomy.stances)
+            problems.append(
+                f"stances.{actor}: unknown stance {stance!r}; expected one of {expected}"
+            )
+    return problems
+
+
+def actor_problems(section: Section, matcher: ActorMatcher) -> list[str]:
+    """Stances must be given for exactly the actors the alias lists find."""
+    found = matcher.actors_in(section.full_text)
+    problems = [
+        f"stances: {actor!r} is mentioned ({_surface(matcher, section, actor)}) but has no stance"
+        for actor in found
+        if actor not in section.stances
+    ]
+    problems += [
+        f"stances: {actor!r} has a stance but no alias of it occurs in the text"
+        for actor in section.stances
+        if actor not in found
+    ]
+    return problems
+
+
+def _surface(matcher: ActorMatcher, section: Section, actor: str) -> str:
+    return ", ".join(sorted({m.text for m in matcher.find(section.full_text) if m.actor == actor}))
+
+
+def check_corpus(sections: Sequence[Section], taxonomy: Taxonomy) -> list[str]:
+    """Corpus-wide checks: unique ids, contiguous documents, no (near) duplicates."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for section in sections:
+        if section.id in seen:
+            problems.append(f"{section.source}: id: {section.id!r} also at {seen[section.id]}")
+        seen.setdefault(section.id, section.source)
+    problems += _document_problems(sections)
+    problems += _duplicate_problems(sections)
+    return problems
+
+
+def _document_problems(sections: Sequence[Section]) -> list[str]:
+    problems = []
+    closed: set[str] = set()
+    current: str | None = None
+    for section in sections:
+        if section.doc != current:
+            if current is not None:
+                closed.add(current)
+            if section.doc in closed:
+                problems.append(
+                    f"{section.source}: doc: sections of {section.doc!r} must be consecutive"
+                )
+            current = section.doc
+    return problems
+
+
+def normalized(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _duplicate_problems(sections: Sequence[Section]) -> list[str]:
+    """Exact duplicates, then pairs with TF-IDF cosine at or above the limit."""
+    problems = []
+    first: dict[str, Section] = {}
+    for section in sections:
+        key = normalized(section.text)
+        if key in first:
+            problems.append(
+                f"{section.source}: text: exact duplicate of {first[key].id} ({first[key].source})"
+            )
+        first.setdefault(key, section)
+    for a, b, cosine in near_duplicates([s.text for s in sections]):
+        problems.append(
+            f"{sections[b].source}: text: near duplicate of {sections[a].id} "
+            f"({sections[a].source}), TF-IDF cosine {cosine:.2f} >= {NEAR_DUPLICATE_COSINE}"
+        )
+    return problems
+
+
+def near_duplicates(texts: Sequence[str]) -> list[tuple[int, int, float]]:
+    """Index pairs (a < b) whose word TF-IDF cosine reaches the limit."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if len(texts) < 2:
+        return []
+    matrix = TfidfVectorizer(sublinear_tf=True).fit_transform(texts)
+    similarity = (matrix @ matrix.T).tocoo()
+    return sorted(
+        (int(a), int(b), float(value))
+        for a, b, value in zip(similarity.row, similarity.col, similarity.data, strict=True)
+        if a < b and value >= NEAR_DUPLICATE_COSINE and normalized(texts[a]) != normalized(texts[b])
+    )
+
+
+def stratum(section: Section, taxonomy: Taxonomy, in_document: bool) -> str:
+    return DOCUMENT_STRATUM if in_document else section.primary_topic(taxonomy.none_topic)
+
+
+def group_hash(group: str) -> float:
+    """A stable number in [0, 1) from a group id: the split never depends on order."""
+    return int(hashlib.sha256(group.encode()).hexdigest()[:12], 16) / 16**12
+
+
+def held_out_groups(sections: Sequence[Section], taxonomy: Taxonomy) -> set[str]:
+    """The held-out groups: in each stratum, the share with the lowest hashes.
+
+    Strata are the primary topic (single sections) and `document` (multi-section
+    documents), so every label is held out in proportion. Adding a section moves
+    at most one group across the line, so the split stays fixed as data grows.
+    """
+    doc_ids = {s.doc for s in sections if s.doc}
+    by_stratum: dict[str, set[str]] = {}
+    for section in sections:
+        key = stratum(section, taxonomy, section.group in doc_ids)
+        by_stratum.setdefault(key, set()).add(section.group)
+    held_out: set[str] = set()
+    for groups in by_stratum.values():
+        ranked = sorted(groups, key=group_hash)
+        held_out.update(ranked[: round(len(ranked) * HELD_OUT_SHARE)])
+    return held_out
+
+
+def split(corpus: Corpus) -> tuple[list[Section], list[Section]]:
+    """(train, held_out): whole documents fall on one side."""
+    held = held_out_groups(corpus.sections, corpus.taxonomy)
+    train = [s for s in corpus.sections if s.group not in held]
+    test = [s for s in corpus.sections if s.group in held]
+    return train, test
+
+
+def summary(corpus: Corpus) -> str:
+    """Counts a writer needs while adding data: labels, multi-topic share, pairs."""
+    sections, taxonomy = corpus.sections, corpus.taxonomy
+    primaries = Counter(s.primary_topic(taxonomy.none_topic) for s in sections)
+    pairs = Counter((actor, stance) for s in sections for actor, stance in s.stances.items())
+    stance_totals = Counter(stance for _, stance in pairs.elements())
+    multi = sum(len(s.topics) >= 2 for s in sections)
+    total_pairs = sum(pairs.values())
+    lines = [
+        f"sections: {len(sections)}; documents: {len({s.doc for s in sections if s.doc})}",
+        "primary topic: " + ", ".join(f"{k} {v}" for k, v in sorted(primaries.items())),
+        f"two or more topics: {multi} ({multi / max(len(sections), 1):.0%})",
+        f"actor-stance pairs: {total_pairs}; "
+        + ", ".join(
+            f"{stance} {n} ({n / max(total_pairs, 1):.0%})" for stance, n in stance_totals.items()
+        ),
+    ]
+    for actor in taxonomy.actor_names:
+        counts = {stance: pairs[(actor, stance)] for stance in taxonomy.stances}
+        lines.append(f"  {actor}: {sum(counts.values())} " + str(counts))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m training.dataset check|stats PATH`: validate, or validate and count."""
+    parser = argparse.ArgumentParser(prog="python -m training.dataset")
+    parser.add_argument("command", choices=["check", "stats"])
+    parser.add_argument("path", type=Path, help="a corpus directory or one JSONL file")
+    args = parser.parse_args(argv)
+    try:
+        corpus = load_corpus(args.path)
+    except DataError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    train, test = split(corpus)
+    print(
+        f"ok: {len(corpus.sections)} sections in {len(corpus.files)} file(s); "
+        f"{len(train)} train, {len(test)} held out"
+    )
+    if args.command == "stats":
+        print(summary(corpus))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
