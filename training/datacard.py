@@ -1,0 +1,186 @@
+"""Write the corpus data card, `training/data/README.md`, from the corpus itself.
+
+    python -m training.datacard training/data          # rewrite README.md
+    python -m training.datacard training/data --check  # fail if it is out of date
+
+Every figure in the card comes from here; nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.dataset import Corpus, DataError, Section, load_corpus, split
+
+CARD = "README.md"
+LENGTH_BINS = (15, 40, 80, 120, 160, 200, 250, 301)
+BAR_WIDTH = 40
+
+TEMPLATE = Path(__file__).with_name("datacard_template.md")
+FIGURES_MARK = "<!-- figures -->"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} ({count / max(total, 1):.0%})"
+
+
+def label_counts(corpus: Corpus, train: list[Section], test: list[Section]) -> str:
+    none = corpus.taxonomy.none_topic
+    labels = [*corpus.taxonomy.topics, none]
+    rows = []
+    for label in labels:
+        primary = [s for s in corpus.sections if s.primary_topic(none) == label]
+        anywhere = (
+            sum(label in s.topics for s in corpus.sections) if label != none else len(primary)
+        )
+        rows.append(
+            [
+                f"`{label}`",
+                len(primary),
+                anywhere,
+                sum(s.primary_topic(none) == label for s in train),
+                sum(s.primary_topic(none) == label for s in test),
+            ]
+        )
+    multi = sum(len(s.topics) >= 2 for s in corpus.sections)
+    near_miss = sum(1 for s in corpus.sections if not s.topics and s.stances)
+    unrelated = sum(1 for s in corpus.sections if not s.topics and not s.stances)
+    header = ["topic", "primary", "listed anywhere", "primary, train", "primary, held out"]
+    return "\n".join(
+        [
+            "### Topics",
+            "",
+            _table(header, rows),
+            "",
+            f"- Sections with two or more topics: {_share(multi, len(corpus.sections))}.",
+            f"- `{none}` sections that mention an actor (near misses): {near_miss}; "
+            f"with no actor at all: {unrelated}.",
+        ]
+    )
+
+
+def stance_counts(corpus: Corpus) -> str:
+    taxonomy = corpus.taxonomy
+    pairs = Counter((actor, stance) for s in corpus.sections for actor, stance in s.stances.items())
+    total = sum(pairs.values())
+    rows = [
+        [
+            f"`{actor}`",
+            *[pairs[(actor, stance)] for stance in taxonomy.stances],
+            sum(pairs[(actor, stance)] for stance in taxonomy.stances),
+        ]
+        for actor in taxonomy.actor_names
+    ]
+    rows.append(
+        [
+            "all",
+            *[
+                _share(sum(pairs[(a, stance)] for a in taxonomy.actor_names), total)
+                for stance in taxonomy.stances
+            ],
+            total,
+        ]
+    )
+    mixed = sum(1 for s in corpus.sections if len(set(s.stances.values())) >= 2)
+    return "\n".join(
+        [
+            "### Actor-stance pairs",
+            "",
+            _table(["actor", *[f"`{s}`" for s in taxonomy.stances], "pairs"], rows),
+            "",
+            f"- Sections where actors take different stances: {mixed}.",
+        ]
+    )
+
+
+def length_histogram(sections: Sequence[Section]) -> str:
+    words = [len(s.text.split()) for s in sections]
+    bins = list(zip((0, *LENGTH_BINS[:-1]), LENGTH_BINS, strict=True))
+    counts = [sum(low <= w < high for w in words) for low, high in bins]
+    peak = max(counts) or 1
+    rows = [
+        [f"{low}-{high - 1}", count, "█" * round(BAR_WIDTH * count / peak)]
+        for (low, high), count in zip(bins, counts, strict=True)
+    ]
+    ordered = sorted(words)
+    return "\n".join(
+        [
+            "### Length of the text, in words",
+            "",
+            _table(["words", "sections", ""], rows),
+            "",
+            f"- Shortest {ordered[0]}, median {ordered[len(ordered) // 2]}, longest {ordered[-1]}.",
+        ]
+    )
+
+
+def variety(corpus: Corpus) -> str:
+    registers = Counter(s.register or "(none)" for s in corpus.sections)
+    documents = Counter(s.doc for s in corpus.sections if s.doc)
+    with_heading = sum(bool(s.heading) for s in corpus.sections)
+    return "\n".join(
+        [
+            "### Registers and shape",
+            "",
+            _table(["register", "sections"], registers.most_common()),
+            "",
+            f"- Multi-section documents: {len(documents)}, with {sum(documents.values())} sections "
+            f"({min(documents.values(), default=0)} to {max(documents.values(), default=0)} each).",
+            f"- Sections with a heading: {with_heading}.",
+        ]
+    )
+
+
+def render(corpus: Corpus) -> str:
+    train, test = split(corpus)
+    files = ", ".join(f"`{path.name}`" for path in corpus.files)
+    figures = "\n\n".join(
+        [
+            "## Figures",
+            f"{len(corpus.sections)} sections in {files}; {len(train)} train, "
+            f"{len(test)} held out. Dataset SHA-256 `{corpus.sha256()[:16]}...`.",
+            label_counts(corpus, train, test),
+            stance_counts(corpus),
+            length_histogram(corpus.sections),
+            variety(corpus),
+        ]
+    )
+    return TEMPLATE.read_text(encoding="utf-8").replace(FIGURES_MARK, figures)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.datacard", description=__doc__)
+    parser.add_argument("data", type=Path, help="corpus directory")
+    parser.add_argument("--check", action="store_true", help="only check the card is up to date")
+    args = parser.parse_args(argv)
+    try:
+        card = render(load_corpus(args.data))
+    except DataError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    path = args.data / CARD
+    if args.check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != card:
+            print(
+                f"{path} is out of date: run python -m training.datacard {args.data}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    path.write_text(card, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
