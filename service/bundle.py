@@ -21,7 +21,7 @@ import numpy as np
 import sklearn
 
 from service.actors import ActorMatcher, Mention
-from service.features import stance_inputs
+from service.features import ACTOR_TOKEN, OTHER_TOKEN, stance_inputs
 
 ARTIFACT_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -33,6 +33,14 @@ class ArtifactError(Exception):
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A term and how much it pushed a prediction (coefficient × feature value)."""
+
+    term: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class ActorStancePrediction:
     """One actor's stance in one section; mention offsets index the model text."""
 
@@ -40,6 +48,7 @@ class ActorStancePrediction:
     stance: str
     scores: list[tuple[str, float]]
     mentions: list[Mention]
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class SectionPrediction:
     topics: list[str]
     topic_scores: list[tuple[str, float]]
     stances: list[ActorStancePrediction] = field(default_factory=list)
+    topic_evidence: list[Evidence] = field(default_factory=list)
 
 
 def library_versions() -> dict[str, str]:
@@ -128,7 +138,12 @@ def _minor(version: str) -> tuple[str, ...]:
 
 
 class ModelBundle:
-    """A loaded, verified model that predicts topics and stances for sections."""
+    """A loaded, verified model that predicts topics and stances for sections.
+
+    Topics: a multi-label head lists every topic above its threshold; a multiclass
+    head (the none topic included) picks the primary, which is listed first.
+    Stances: one multiclass head over the masked context of each actor found.
+    """
 
     def __init__(self, payload: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
         self.manifest = dict(manifest)
@@ -138,57 +153,153 @@ class ModelBundle:
         self.stances: tuple[str, ...] = tuple(payload["stances"])
         self.actor_config: dict[str, Any] = payload["actors"]
         self.thresholds = np.asarray([payload["thresholds"][t] for t in self.topics])
-        self.topic_model = payload["topic_model"]
+        self.topic_features = payload["topic_features"]
+        self.topic_classifier = payload["topic_classifier"]
+        self.primary_classifier = payload["primary_classifier"]
         self.stance_model = payload["stance_model"]
         self.matcher = ActorMatcher.from_config(self.actor_config)
+        self._primary_labels = [str(c) for c in self.primary_classifier.classes_]
         self._stance_order = [list(self.stance_model.classes_).index(s) for s in self.stances]
+        self._explainer: Explainer | None = None
 
     @property
     def actors(self) -> tuple[str, ...]:
         return self.matcher.actors
 
-    def predict(self, texts: Sequence[str]) -> list[SectionPrediction]:
+    def predict(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []
-        topic_probs = np.asarray(self.topic_model.predict_proba(list(texts)))
+        features = self.topic_features.transform(list(texts))
+        topic_probs = np.asarray(self.topic_classifier.predict_proba(features))
+        primaries = self.primary_classifier.predict(features)
         mentions = [self.matcher.find(text) for text in texts]
         inputs = [stance_inputs(text, found) for text, found in zip(texts, mentions, strict=True)]
         flat = [item for per_text in inputs for item in per_text]
+        stance_features = self.stance_model[:-1].transform(flat) if flat else None
         stance_probs = (
-            np.asarray(self.stance_model.predict_proba(flat))[:, self._stance_order]
+            np.asarray(self.stance_model[-1].predict_proba(stance_features))[:, self._stance_order]
             if flat
             else np.empty((0, len(self.stances)))
         )
+        explainer = self.explainer() if explain else None
         results, row = [], 0
-        for probs, found, per_text in zip(topic_probs, mentions, inputs, strict=True):
+        for index, (probs, found, per_text) in enumerate(
+            zip(topic_probs, mentions, inputs, strict=True)
+        ):
             stances = []
             for item in per_text:
                 scores = stance_probs[row]
-                row += 1
+                stance = self.stances[int(np.argmax(scores))]
                 stances.append(
                     ActorStancePrediction(
                         actor=item.actor,
-                        stance=self.stances[int(np.argmax(scores))],
+                        stance=stance,
                         scores=[(s, float(p)) for s, p in zip(self.stances, scores, strict=True)],
                         mentions=[m for m in found if m.actor == item.actor],
+                        evidence=explainer.stance(stance_features, row, stance)
+                        if explainer
+                        else [],
                     )
                 )
-            results.append(self._topics(probs, stances))
+                row += 1
+            primary = str(primaries[index])
+            evidence = (
+                explainer.topic(features, index, primary)
+                if explainer and primary != self.none_topic
+                else []
+            )
+            results.append(self._topics(probs, primary, stances, evidence))
         return results
 
-    def _topics(self, probs: np.ndarray, stances: list[ActorStancePrediction]) -> SectionPrediction:
-        passed = sorted(
-            (i for i in range(len(self.topics)) if probs[i] >= self.thresholds[i]),
-            key=lambda i: -probs[i],
-        )
-        topics = [self.topics[i] for i in passed]
+    def explainer(self) -> Explainer:
+        """Built on first use, so predictions without evidence never pay for it."""
+        if self._explainer is None:
+            self._explainer = Explainer(self)
+        return self._explainer
+
+    def _topics(
+        self,
+        probs: np.ndarray,
+        primary: str,
+        stances: list[ActorStancePrediction],
+        evidence: list[Evidence],
+    ) -> SectionPrediction:
+        if primary == self.none_topic:
+            topics: list[str] = []
+        else:
+            passed = sorted(
+                (i for i in range(len(self.topics)) if probs[i] >= self.thresholds[i]),
+                key=lambda i: -probs[i],
+            )
+            topics = [primary] + [self.topics[i] for i in passed if self.topics[i] != primary]
         return SectionPrediction(
-            primary_topic=topics[0] if topics else self.none_topic,
+            primary_topic=primary,
             topics=topics,
             topic_scores=[(t, float(p)) for t, p in zip(self.topics, probs, strict=True)],
             stances=stances,
+            topic_evidence=evidence,
         )
+
+
+TOP_TERMS = 5
+
+
+class Explainer:
+    """Top terms behind a prediction: the largest coefficient × feature value products."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self._topic_names = _readable(bundle.topic_features.get_feature_names_out())
+        self._topic_weights = linear_weights(bundle.primary_classifier)
+        self._topic_classes = [str(c) for c in bundle.primary_classifier.classes_]
+        self._stance_names = _readable(bundle.stance_model[:-1].get_feature_names_out())
+        self._stance_weights = linear_weights(bundle.stance_model[-1])
+        self._stance_classes = [str(c) for c in bundle.stance_model[-1].classes_]
+
+    def topic(self, features: Any, row: int, label: str) -> list[Evidence]:
+        weights = self._topic_weights[self._topic_classes.index(label)]
+        return _top_terms(features[row], weights, self._topic_names)
+
+    def stance(self, features: Any, row: int, label: str) -> list[Evidence]:
+        weights = self._stance_weights[self._stance_classes.index(label)]
+        return _top_terms(features[row], weights, self._stance_names)
+
+
+def linear_weights(estimator: Any) -> np.ndarray:
+    """Per-class coefficient rows of a linear classifier (calibrated ones averaged)."""
+    if hasattr(estimator, "calibrated_classifiers_"):
+        coef = np.mean([c.estimator.coef_ for c in estimator.calibrated_classifiers_], axis=0)
+    else:
+        coef = np.asarray(estimator.coef_)
+    if coef.shape[0] == 1:  # binary: the row scores the second class
+        coef = np.vstack([-coef[0], coef[0]])
+    return np.asarray(coef)
+
+
+def _readable(names: Sequence[str]) -> list[str | None]:
+    """Feature names as terms; character n-grams (unreadable as evidence) become None."""
+    readable: list[str | None] = []
+    for name in names:
+        block, _, term = str(name).rpartition("__")
+        if block.startswith("char"):
+            readable.append(None)
+        else:
+            readable.append(term.replace(ACTOR_TOKEN, "<actor>").replace(OTHER_TOKEN, "<other>"))
+    return readable
+
+
+def _top_terms(row: Any, weights: np.ndarray, names: Sequence[str | None]) -> list[Evidence]:
+    row = row.tocsr()
+    contributions = row.data * weights[row.indices]
+    order = np.argsort(-contributions)
+    terms: list[Evidence] = []
+    for position in order:
+        name = names[row.indices[position]]
+        if contributions[position] <= 0 or len(terms) == TOP_TERMS:
+            break
+        if name is not None:
+            terms.append(Evidence(name, float(contributions[position])))
+    return terms
 
 
 def load_bundle(directory: Path) -> ModelBundle:

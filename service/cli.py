@@ -38,12 +38,26 @@ def format_section(index: int, section: pb.SectionResult) -> str:
     return f"{index:>2}  {heading:<48}  {section.primary_topic:<10}  {topics:<28}  {stances or '-'}"
 
 
+def format_evidence(section: pb.SectionResult) -> list[str]:
+    """Indented lines: the terms behind the primary topic and each stance."""
+
+    def terms(evidence: Sequence[pb.EvidenceTerm]) -> str:
+        return ", ".join(f"{e.term} ({e.weight:.2f})" for e in evidence) or "-"
+
+    lines = []
+    if section.topic_evidence:
+        lines.append(f"      why {section.primary_topic}: {terms(section.topic_evidence)}")
+    for stance in section.stances:
+        lines.append(f"      why {stance.actor} {stance.stance}: {terms(stance.evidence)}")
+    return lines
+
+
 def classify(args: argparse.Namespace) -> int:
     text = read_input(args.file)
     with grpc.insecure_channel(args.target) as channel:
         stub = pb_grpc.TopicStanceServiceStub(channel)
         response = stub.ClassifyDocument(
-            pb.ClassifyDocumentRequest(text=text), timeout=TIMEOUT_SECONDS
+            pb.ClassifyDocumentRequest(text=text, explain=args.explain), timeout=TIMEOUT_SECONDS
         )
     if args.json:
         print(json_format.MessageToJson(response, preserving_proto_field_name=True))
@@ -51,6 +65,8 @@ def classify(args: argparse.Namespace) -> int:
     print(f"{'#':>2}  {'heading':<48}  {'primary':<10}  {'topics':<28}  stances")
     for index, section in enumerate(response.sections, start=1):
         print(format_section(index, section))
+        if args.explain:
+            print("\n".join(format_evidence(section)))
     return 0
 
 
@@ -64,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify_cmd.add_argument("file", help="a UTF-8 text file, or - for standard input")
     classify_cmd.add_argument("--json", action="store_true", help="print the response as JSON")
+    classify_cmd.add_argument(
+        "--explain", action="store_true", help="show the terms behind each prediction"
+    )
     classify_cmd.add_argument(
         "--target",
         default=DEFAULT_TARGET,

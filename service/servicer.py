@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from service.bundle import ModelBundle, SectionPrediction
+from service.bundle import Evidence, ModelBundle, SectionPrediction
 from service.config import Settings
 from service.sections import Section, single_section, split_sections
 from topicstance.v1 import topicstance_pb2 as pb
@@ -115,7 +115,8 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             section = self._text_section(request.text, request.heading, "text", "heading")
         except RequestError as error:
             await _abort(context, error)
-        return pb.ClassifyTextResponse(result=self._classify([section], in_heading=True)[0])
+        result = self._classify([section], in_heading=True, explain=request.explain)[0]
+        return pb.ClassifyTextResponse(result=result)
 
     async def ClassifyDocument(
         self, request: pb.ClassifyDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -126,7 +127,9 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             self._limits.sections("text", len(sections))
         except RequestError as error:
             await _abort(context, error)
-        return pb.ClassifyDocumentResponse(sections=self._classify(sections, in_heading=False))
+        return pb.ClassifyDocumentResponse(
+            sections=self._classify(sections, in_heading=False, explain=request.explain)
+        )
 
     async def BatchClassifyTexts(
         self, request: pb.BatchClassifyTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -139,7 +142,9 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             ]
         except RequestError as error:
             await _abort(context, error)
-        return pb.BatchClassifyTextsResponse(results=self._classify(sections, in_heading=False))
+        return pb.BatchClassifyTextsResponse(
+            results=self._classify(sections, in_heading=False, explain=request.explain)
+        )
 
     async def StreamClassifyTexts(
         self,
@@ -156,7 +161,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
                 )
             except RequestError as error:
                 await _abort(context, error)
-            result = self._classify([section], in_heading=True)[0]
+            result = self._classify([section], in_heading=True, explain=request.explain)[0]
             yield pb.StreamClassifyTextsResponse(request_id=request.request_id, result=result)
 
     async def GetModelInfo(
@@ -172,9 +177,11 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             self._limits.heading(heading_field, heading)
         return single_section(text, heading)
 
-    def _classify(self, sections: Sequence[Section], in_heading: bool) -> list[pb.SectionResult]:
+    def _classify(
+        self, sections: Sequence[Section], in_heading: bool, explain: bool
+    ) -> list[pb.SectionResult]:
         bundle = self._model()
-        predictions = bundle.predict([s.model_text for s in sections])
+        predictions = bundle.predict([s.model_text for s in sections], explain=explain)
         return [
             section_result(section, prediction, bundle.version, in_heading)
             for section, prediction in zip(sections, predictions, strict=True)
@@ -200,11 +207,17 @@ def section_result(
                 mentions=[
                     _mention(section, m.start, m.end, m.text, in_heading) for m in stance.mentions
                 ],
+                evidence=_evidence(stance.evidence),
             )
             for stance in prediction.stances
         ],
         model_version=version,
+        topic_evidence=_evidence(prediction.topic_evidence),
     )
+
+
+def _evidence(terms: Iterable[Evidence]) -> list[pb.EvidenceTerm]:
+    return [pb.EvidenceTerm(term=e.term, weight=e.weight) for e in terms]
 
 
 def _mention(section: Section, start: int, end: int, text: str, in_heading: bool) -> pb.Mention:
@@ -234,7 +247,10 @@ def model_info(bundle: ModelBundle, limits: Mapping[str, int]) -> pb.GetModelInf
         topic_thresholds=_scores(
             (t, float(v)) for t, v in zip(bundle.topics, bundle.thresholds, strict=True)
         ),
-        metrics=flatten_numbers(manifest.get("metrics", {})),
+        metrics={
+            **flatten_numbers(manifest.get("metrics", {})),
+            "artifact_bytes": float(manifest.get("artifact_bytes", 0)),
+        },
         library_versions=manifest.get("library_versions", {}),
         limits=dict(limits),
         dataset_sha256=manifest.get("dataset_sha256", ""),

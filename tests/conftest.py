@@ -20,7 +20,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default model, trained once per test session from the committed corpus."""
     out = tmp_path_factory.mktemp("model")
-    assert train.main(["--data", str(DATA), "--out", str(out)]) == 0
+    assert train.main(["--data", str(DATA), "--out", str(out), "--no-report"]) == 0
     return out
 
 

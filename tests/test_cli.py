@@ -47,6 +47,16 @@ def test_classify_json_from_stdin(server: ServerProcess) -> None:
     ]
 
 
+def test_explain_prints_the_terms_behind_each_row(server: ServerProcess) -> None:
+    done = run_cli("classify", str(ARTICLE), "--explain", "--target", server.target)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    why = [line.strip() for line in lines if line.strip().startswith("why ")]
+    assert any(line.startswith("why territory: ") for line in why)
+    assert any(line.startswith("why ukraine ") for line in why)
+    assert all("(" in line for line in why)
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     done = run_cli("classify", str(ARTICLE), "--target", "127.0.0.1:1")
     assert done.returncode == 1

@@ -87,7 +87,20 @@ def test_model_info(stub: Stub) -> None:
     assert list(info.stances) == ["cooperative", "confrontational", "neutral"]
     assert info.model_version and info.create_time.seconds > 0
     assert {t.label for t in info.topic_thresholds} == set(info.topics)
-    assert "held_out.topics.macro_f1" in info.metrics
+    for key in (
+        "held_out.topics.macro_f1",
+        "held_out.topics.primary_accuracy",
+        "held_out.stances.macro_f1",
+        "held_out.stances.f_avg",
+        "cross_validation.topics.macro_f1.mean",
+        "cross_validation.stances.macro_f1.std",
+        "baselines.keywords.topics.macro_f1",
+        "baselines.majority.stances.macro_f1",
+        "training_seconds",
+        "artifact_bytes",
+    ):
+        assert key in info.metrics, key
+    assert info.metrics["artifact_bytes"] > 100_000
     assert "scikit-learn" in info.library_versions
     assert info.limits["max_text_chars"] > 0
 
@@ -142,3 +155,32 @@ def test_reflection_lists_and_describes_the_service(server: ServerProcess) -> No
     names = {s.name for s in listed.list_services_response.service}
     assert {"topicstance.v1.TopicStanceService", "grpc.health.v1.Health"} <= names
     assert described.file_descriptor_response.file_descriptor_proto
+
+
+def test_evidence_only_when_asked(stub: Stub) -> None:
+    text = (
+        "Russian drones struck a power plant near Odesa, "
+        "and Ukraine thanked the US for new air defences."
+    )
+    plain = stub.ClassifyText(pb.ClassifyTextRequest(text=text)).result
+    assert not plain.topic_evidence and not any(s.evidence for s in plain.stances)
+    explained = stub.ClassifyText(pb.ClassifyTextRequest(text=text, explain=True)).result
+    assert explained.primary_topic == plain.primary_topic == "strikes"
+    terms = [e.term for e in explained.topic_evidence]
+    assert 0 < len(terms) <= 5
+    assert any(word in " ".join(terms) for word in ("drones", "struck", "power plant"))
+    weights = [e.weight for e in explained.topic_evidence]
+    assert weights == sorted(weights, reverse=True) and weights[-1] > 0
+    for stance in explained.stances:
+        assert stance.evidence, stance.actor
+    by_actor = {s.actor: s for s in explained.stances}
+    assert by_actor["russia"].stance == "confrontational"
+
+
+def test_evidence_in_documents_and_batches(stub: Stub) -> None:
+    document = stub.ClassifyDocument(pb.ClassifyDocumentRequest(text=ARTICLE, explain=True))
+    assert all(s.topic_evidence for s in document.sections)
+    batch = stub.BatchClassifyTexts(
+        pb.BatchClassifyTextsRequest(texts=["Kyiv offered to freeze the front line."], explain=True)
+    )
+    assert batch.results[0].stances[0].evidence

@@ -45,26 +45,53 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_seed_same_model(small_corpus: Path, tmp_path: Path) -> None:
     outputs = []
     for name in ("a", "b"):
-        assert (
-            train.main(["--data", str(small_corpus), "--out", str(tmp_path / name), "--seed", "3"])
-            == 0
-        )
+        args = [
+            "--data",
+            str(small_corpus),
+            "--out",
+            str(tmp_path / name),
+            "--seed",
+            "3",
+            "--no-report",
+        ]
+        assert train.main(args) == 0
         bundle = load_bundle(tmp_path / name)
-        outputs.append((bundle.topic_model.predict_proba(PROBE), bundle.manifest["thresholds"]))
+        features = bundle.topic_features.transform(PROBE)
+        outputs.append(
+            (bundle.topic_classifier.predict_proba(features), bundle.manifest["thresholds"])
+        )
     assert np.array_equal(outputs[0][0], outputs[1][0])
     assert outputs[0][1] == outputs[1][1]
 
 
-def test_training_writes_artifact_manifest_and_metrics(
+def test_training_writes_the_report_with_its_plots(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "model"
     assert train.main(["--data", str(small_corpus), "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} >= {"model.joblib", "manifest.json", "metrics.json"}
+    plots = {"confusion.png", "per_label.png", "learning_curve.png", "calibration.png"}
+    expected = {"model.joblib", "manifest.json", "metrics.json", "report.md"} | plots
+    assert {p.name for p in out.iterdir()} >= expected
+    for plot in plots:
+        assert (out / plot).read_bytes().startswith(b"\x89PNG")
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["held_out"]["topics"]["macro_f1"] <= 1.0
+    assert len(metrics["learning_curve"]) == 5
+    report = (out / "report.md").read_text()
+    for part in (
+        "## Held-out scores and baselines",
+        "keyword rules",
+        "majority class",
+        "cross-validation (mean ± std)",
+        "Artifact:",
+        "![learning curve](learning_curve.png)",
+    ):
+        assert part in report
+    held = metrics["held_out"]["stances"]["macro_f1"]
+    assert f"**{held:.3f}**" in report
     printed = capsys.readouterr().out
     assert "topics (held out)" in printed and "stances (held out)" in printed
+    assert "[1/8] cross-validating topics" in printed
 
 
 def test_bad_record_stops_training_with_file_and_line(

@@ -52,6 +52,8 @@ class Taxonomy:
     actors: dict[str, dict[str, list[str]]]
     source_sha256: str
     neutral_stance: str | None = None
+    stance_cues: dict[str, list[str]] = field(default_factory=dict)
+    topic_keywords: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def actor_names(self) -> tuple[str, ...]:
@@ -134,6 +136,8 @@ def load_taxonomy(path: Path) -> Taxonomy:
         aliases = spec.get("aliases") if isinstance(spec, dict) else None
         if not isinstance(aliases, list) or not aliases:
             problems.append(f"{path}: actors.{name}.aliases: expected a non-empty list")
+    problems += _word_lists(config, "stance_cues", config.get("stances", []), path)
+    problems += _word_lists(config, "topic_keywords", config.get("topics", []), path)
     if problems:
         raise DataError(problems)
     return Taxonomy(
@@ -146,7 +150,23 @@ def load_taxonomy(path: Path) -> Taxonomy:
         },
         source_sha256=hashlib.sha256(raw).hexdigest(),
         neutral_stance=config.get("neutral_stance"),
+        stance_cues=dict(config.get("stance_cues", {})),
+        topic_keywords=dict(config.get("topic_keywords", {})),
     )
+
+
+def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:
+    """An optional table of word lists, keyed by labels of the taxonomy."""
+    table = config.get(key, {})
+    if not isinstance(table, dict):
+        return [f"{path}: {key}: expected a table of word lists"]
+    return [
+        f"{path}: {key}.{label}: expected a list of words for a label in {labels}"
+        for label, words in table.items()
+        if label not in labels
+        or not isinstance(words, list)
+        or not all(isinstance(w, str) for w in words)
+    ]
 
 
 def load_corpus(path: Path, taxonomy_path: Path | None = None) -> Corpus:

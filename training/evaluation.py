@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+from service.features import StanceInput
 
 THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.02), 2)
 
@@ -98,3 +101,59 @@ def format_report(title: str, scores: dict[str, Any], headline: Sequence[str]) -
         numbers = f"{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}"
         lines.append(f"  {label:<18}{numbers}{row['support']:>9}")
     return "\n".join(lines)
+
+
+def keyword_topics(
+    texts: Sequence[str], keywords: Mapping[str, Sequence[str]], labels: Sequence[str], none: str
+) -> tuple[np.ndarray, list[str]]:
+    """The keyword-rule baseline: a topic is listed when one of its keywords occurs;
+    the primary is the topic with the most hits."""
+    patterns = {
+        label: re.compile(
+            r"(?<!\w)(?:" + "|".join(re.escape(k) for k in keywords.get(label, [])) + r")(?!\w)",
+            re.IGNORECASE,
+        )
+        if keywords.get(label)
+        else None
+        for label in labels
+    }
+    predicted = np.zeros((len(texts), len(labels)), dtype=int)
+    primaries = []
+    for row, text in enumerate(texts):
+        hits = [len(p.findall(text)) if p else 0 for p in patterns.values()]
+        predicted[row] = [int(h > 0) for h in hits]
+        primaries.append(labels[int(np.argmax(hits))] if max(hits) > 0 else none)
+    return predicted, primaries
+
+
+def keyword_stances(
+    inputs: Sequence[StanceInput],
+    cues: Mapping[str, Sequence[str]],
+    labels: Sequence[str],
+    neutral: str | None,
+) -> list[str]:
+    """The keyword-rule baseline: the stance whose cue words occur most often in the
+    sentences that mention the actor; no cue or a tie gives the neutral stance."""
+    fallback = neutral or labels[-1]
+    words = {label: {w.lower() for w in cues.get(label, [])} for label in labels}
+    predicted = []
+    for item in inputs:
+        masked = item.masked
+        tokens = [
+            token
+            for index in masked.sentence_indexes()
+            for token in re.findall(r"\w+", masked.text[slice(*masked.sentences[index])].lower())
+        ]
+        counts = {label: sum(t in words[label] for t in tokens) for label in labels}
+        best = max(counts.values())
+        winners = [label for label, count in counts.items() if count == best]
+        predicted.append(winners[0] if best > 0 and len(winners) == 1 else fallback)
+    return predicted
+
+
+def majority(labels: Sequence[str]) -> str:
+    """The most frequent label (ties: the first seen)."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return max(counts, key=lambda label: counts[label])

@@ -1,52 +1,161 @@
-"""The untrained scikit-learn pipelines of the two heads, and their inputs."""
+"""The untrained heads, the configurations `--search` compares, and their inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
 
 from service.actors import ActorMatcher
-from service.features import MaskedContext, StanceInput, stance_inputs
+from service.features import (
+    ActorContext,
+    CueCounts,
+    MaskedContext,
+    MaskedSection,
+    MentionFacts,
+    MentionWindow,
+    StanceInput,
+    stance_inputs,
+)
 from training.dataset import Section, Taxonomy
 
+STANCE_PARTS = ("context", "section", "window", "facts", "cues", "actor_context")
 
-def topic_pipeline(seed: int) -> Pipeline:
-    """Word and character n-gram TF-IDF, one logistic regression per topic."""
-    features = FeatureUnion(
-        [
-            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """A linear model family with its regularization and class weights."""
+
+    family: str = "logreg"  # logreg, svc (calibrated LinearSVC) or sgd
+    C: float = 10.0
+    class_weight: str | None = "balanced"
+
+    def build(self, seed: int) -> Any:
+        if self.family == "logreg":
+            return LogisticRegression(
+                C=self.C, class_weight=self.class_weight, max_iter=5000, random_state=seed
+            )
+        if self.family == "svc":
+            svc = LinearSVC(C=self.C / 20, class_weight=self.class_weight, random_state=seed)
+            return CalibratedClassifierCV(svc, cv=3)
+        if self.family == "sgd":
+            return SGDClassifier(
+                loss="log_loss",
+                alpha=1.0 / (self.C * 2000),
+                class_weight=self.class_weight,
+                max_iter=50,
+                tol=None,
+                random_state=seed,
+            )
+        raise ValueError(f"unknown classifier family {self.family!r}")
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """Features and classifier of the topic heads (multi-label and primary)."""
+
+    char_ngrams: tuple[int, int] | None = (3, 5)
+    word_ngrams: tuple[int, int] = (1, 2)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StanceConfig:
+    """Feature blocks and classifier of the stance head."""
+
+    parts: tuple[str, ...] = STANCE_PARTS
+    window: int = 0
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_TOPIC = TopicConfig()
+DEFAULT_STANCE = StanceConfig()
+
+
+def topic_features(config: TopicConfig) -> FeatureUnion:
+    """Word n-gram TF-IDF, plus character n-grams within word boundaries if configured."""
+    blocks: list[tuple[str, Any]] = [
+        ("word", TfidfVectorizer(ngram_range=config.word_ngrams, sublinear_tf=True, min_df=2))
+    ]
+    if config.char_ngrams:
+        blocks.append(
             (
                 "char",
                 TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2
+                    analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True, min_df=2
                 ),
-            ),
-        ]
-    )
-    classifier = LogisticRegression(
-        C=10.0, class_weight="balanced", max_iter=3000, random_state=seed
-    )
-    return Pipeline([("features", features), ("classifier", OneVsRestClassifier(classifier))])
+            )
+        )
+    return FeatureUnion(blocks)
 
 
-def stance_pipeline(seed: int) -> Pipeline:
-    """Masked sentence context around the actor, word n-grams, one multiclass model."""
+def topic_classifier(config: TopicConfig, seed: int) -> OneVsRestClassifier:
+    """One binary classifier per topic (multi-label)."""
+    return OneVsRestClassifier(config.classifier.build(seed))
+
+
+def primary_classifier(config: TopicConfig, seed: int) -> Any:
+    """One multiclass classifier over the topics and the none topic, on the same features."""
+    return config.classifier.build(seed)
+
+
+def _tokens() -> TfidfVectorizer:
+    return TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True)
+
+
+def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> FeatureUnion:
+    blocks: dict[str, Any] = {
+        "context": Pipeline(
+            [
+                ("text", MaskedContext(window=config.window)),
+                ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+            ]
+        ),
+        "section": Pipeline(
+            [
+                ("text", MaskedSection()),
+                ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
+            ]
+        ),
+        "window": Pipeline([("text", MentionWindow(width=4)), ("tfidf", _tokens())]),
+        "facts": Pipeline(
+            [
+                ("text", MentionFacts()),
+                (
+                    "counts",
+                    TfidfVectorizer(
+                        token_pattern=r"\S+", lowercase=False, use_idf=False, norm=None, binary=True
+                    ),
+                ),
+            ]
+        ),
+        "cues": CueCounts(cues=dict(cues)),
+        "actor_context": Pipeline(
+            [("text", ActorContext(window=config.window)), ("tfidf", _tokens())]
+        ),
+    }
+    chosen = [part for part in config.parts if part != "cues" or cues]
+    return FeatureUnion([(part, blocks[part]) for part in chosen])
+
+
+def stance_pipeline(config: StanceConfig, cues: Mapping[str, Sequence[str]], seed: int) -> Pipeline:
+    """Masked-context features around each actor, one multiclass classifier."""
     return Pipeline(
-        [
-            ("context", MaskedContext(window=0)),
-            ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-            (
-                "classifier",
-                LogisticRegression(
-                    C=10.0, class_weight="balanced", max_iter=3000, random_state=seed
-                ),
-            ),
-        ]
+        [("features", stance_features(config, cues)), ("classifier", config.classifier.build(seed))]
     )
 
 

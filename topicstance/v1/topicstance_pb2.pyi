@@ -125,7 +125,7 @@ class GetModelInfoResponse(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., none_topic: _Optional[str] = ..., actors: _Optional[_Iterable[str]] = ..., stances: _Optional[_Iterable[str]] = ..., topic_thresholds: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Mapping[str, int]] = ..., dataset_sha256: _Optional[str] = ...) -> None: ...
 
 class SectionResult(_message.Message):
-    __slots__ = ("heading", "start", "end", "primary_topic", "topics", "topic_scores", "stances", "model_version")
+    __slots__ = ("heading", "start", "end", "primary_topic", "topics", "topic_scores", "stances", "model_version", "topic_evidence")
     HEADING_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,7 @@ class SectionResult(_message.Message):
     TOPIC_SCORES_FIELD_NUMBER: _ClassVar[int]
     STANCES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     heading: str
     start: int
     end: int
@@ -142,7 +143,16 @@ class SectionResult(_message.Message):
     topic_scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     stances: _containers.RepeatedCompositeFieldContainer[ActorStance]
     model_version: str
-    def __init__(self, heading: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., primary_topic: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., topic_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., stances: _Optional[_Iterable[_Union[ActorStance, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    topic_evidence: _containers.RepeatedCompositeFieldContainer[EvidenceTerm]
+    def __init__(self, heading: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., primary_topic: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., topic_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., stances: _Optional[_Iterable[_Union[ActorStance, _Mapping]]] = ..., model_version: _Optional[str] = ..., topic_evidence: _Optional[_Iterable[_Union[EvidenceTerm, _Mapping]]] = ...) -> None: ...
+
+class EvidenceTerm(_message.Message):
+    __slots__ = ("term", "weight")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    weight: float
+    def __init__(self, term: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class LabelScore(_message.Message):
     __slots__ = ("label", "score")
@@ -153,16 +163,18 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class ActorStance(_message.Message):
-    __slots__ = ("actor", "stance", "scores", "mentions")
+    __slots__ = ("actor", "stance", "scores", "mentions", "evidence")
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     STANCE_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     MENTIONS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     actor: str
     stance: str
     scores: _containers.RepeatedCompositeFieldContainer[LabelScore]
     mentions: _containers.RepeatedCompositeFieldContainer[Mention]
-    def __init__(self, actor: _Optional[str] = ..., stance: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mentions: _Optional[_Iterable[_Union[Mention, _Mapping]]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[EvidenceTerm]
+    def __init__(self, actor: _Optional[str] = ..., stance: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., mentions: _Optional[_Iterable[_Union[Mention, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[EvidenceTerm, _Mapping]]] = ...) -> None: ...
 
 class Mention(_message.Message):
     __slots__ = ("start", "end", "text", "in_heading")

@@ -1,0 +1,208 @@
+"""The training report: `report.md` and its PNG plots, written next to the artifact."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix
+
+PLOTS = {
+    "confusion": "confusion.png",
+    "per_label": "per_label.png",
+    "learning_curve": "learning_curve.png",
+    "calibration": "calibration.png",
+}
+
+
+def _confusion(
+    axis: Any, gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str], title: str
+) -> None:
+    matrix = confusion_matrix(gold, predicted, labels=list(labels))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("labeled")
+    axis.set_title(title)
+    peak = matrix.max() or 1
+    for (row, col), value in np.ndenumerate(matrix):
+        colour = "white" if value > peak / 2 else "black"
+        axis.text(col, row, str(value), ha="center", va="center", color=colour, fontsize=9)
+
+
+def plot_confusions(
+    path: Path,
+    topic: tuple[Sequence[str], Sequence[str], Sequence[str]],
+    stance: tuple[Sequence[str], Sequence[str], Sequence[str]],
+) -> None:
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5))
+    _confusion(axes[0], *topic, "primary topic (held out)")
+    _confusion(axes[1], *stance, "stance (held out)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_per_label(path: Path, heads: dict[str, dict[str, Any]]) -> None:
+    figure, axes = plt.subplots(1, len(heads), figsize=(6 * len(heads), 4))
+    for axis, (title, scores) in zip(np.atleast_1d(axes), heads.items(), strict=True):
+        labels = list(scores["per_label"])
+        positions = np.arange(len(labels))
+        for offset, metric in zip((-0.27, 0, 0.27), ("precision", "recall", "f1"), strict=True):
+            values = [scores["per_label"][label][metric] for label in labels]
+            axis.bar(positions + offset, values, width=0.27, label=metric)
+        axis.set_xticks(positions, labels, rotation=20)
+        axis.set_ylim(0, 1.05)
+        axis.set_title(f"{title} (held out)")
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_learning_curve(path: Path, curve: Sequence[dict[str, float]]) -> None:
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    sizes = [point["train_sections"] for point in curve]
+    for key, label in (
+        ("topic_macro_f1", "topic macro-F1"),
+        ("primary_accuracy", "primary-topic accuracy"),
+        ("stance_macro_f1", "stance macro-F1"),
+    ):
+        axis.plot(sizes, [point[key] for point in curve], marker="o", label=label)
+    axis.set_xlabel("training sections")
+    axis.set_ylabel("held-out score")
+    axis.set_ylim(0, 1.0)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    axis.set_title("Learning curve (held-out split)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_calibration(
+    path: Path,
+    topic: tuple[np.ndarray, np.ndarray, Sequence[str]],
+    stance: tuple[np.ndarray, np.ndarray, Sequence[str]],
+) -> None:
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for axis, (targets, probs, labels), title in zip(
+        axes, (topic, stance), ("topics", "stances"), strict=True
+    ):
+        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+        for column, label in enumerate(labels):
+            if targets[:, column].min() == targets[:, column].max():
+                continue
+            observed, predicted = calibration_curve(
+                targets[:, column], probs[:, column], n_bins=8, strategy="quantile"
+            )
+            axis.plot(predicted, observed, marker="o", label=label)
+        axis.set_xlabel("predicted probability")
+        axis.set_ylabel("observed frequency")
+        axis.set_title(f"Reliability: {title} (held out)")
+        axis.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _per_label_table(scores: dict[str, Any]) -> str:
+    lines = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, row in scores["per_label"].items():
+        numbers = " | ".join(f"{row[key]:.3f}" for key in ("precision", "recall", "f1"))
+        lines.append(f"| `{label}` | {numbers} | {row['support']} |")
+    return "\n".join(lines)
+
+
+def _cell(tree: dict[str, Any], *path: str) -> str:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return "n/a"
+        node = node[key]
+    return f"{node:.3f}"
+
+
+def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> str:
+    """The report in Markdown; every figure comes from `metrics`."""
+    held, cv, base = metrics["held_out"], metrics["cross_validation"], metrics["baselines"]
+    rows = [
+        ("topic macro-F1", ("topics", "macro_f1")),
+        ("topic micro-F1", ("topics", "micro_f1")),
+        ("primary-topic accuracy", ("topics", "primary_accuracy")),
+        ("stance macro-F1", ("stances", "macro_f1")),
+        ("stance F_avg", ("stances", "f_avg")),
+        ("stance accuracy", ("stances", "accuracy")),
+    ]
+    summary = [
+        "| score | model | cross-validation (mean ± std) | keyword rules | majority class |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (head, key) in rows:
+        spread = cv.get(head, {}).get(key)
+        cv_text = f"{spread['mean']:.3f} ± {spread['std']:.3f}" if spread else "n/a"
+        baseline_cells = " | ".join(
+            _cell(base, name, head, key) for name in ("keywords", "majority")
+        )
+        summary.append(f"| {name} | **{held[head][key]:.3f}** | {cv_text} | {baseline_cells} |")
+    data = metrics["data"]
+    parts = [
+        f"# Training report: model `{manifest['version']}`",
+        "",
+        f"Trained {manifest['created']} on {data['sections']} sections ({data['train']} train, "
+        f"{data['held_out']} held out; {data['train_pairs']} and {data['held_out_pairs']} "
+        f"actor-stance pairs), seed {manifest['seed']}, in {metrics['training_seconds']:.0f} s. "
+        f"Artifact: {metrics['artifact_bytes'] / 1e6:.1f} MB. Dataset SHA-256 "
+        f"`{manifest['dataset_sha256'][:16]}...`.",
+        "",
+        "## Held-out scores and baselines",
+        "",
+        "Scores on the fixed held-out split, which training never sees. Cross-validation: "
+        f"{metrics['cv_folds']} folds by document on the training split. Keyword rules: the "
+        "baseline written from the label rules (`topic_keywords` and `stance_cues` in the "
+        "taxonomy).",
+        "",
+        *summary,
+        "",
+        "## Topics (held out)",
+        "",
+        _per_label_table(held["topics"]),
+        "",
+        "Thresholds (tuned for F1 on out-of-fold scores): "
+        + ", ".join(f"`{t}` {v:.2f}" for t, v in manifest["thresholds"].items()),
+        "",
+        "## Stances (held out)",
+        "",
+        _per_label_table(held["stances"]),
+        "",
+        "## Configuration",
+        "",
+        f"- Topics: `{metrics['config']['topics']}`",
+        f"- Stances: `{metrics['config']['stances']}`",
+    ]
+    if metrics.get("search"):
+        parts += [
+            "",
+            "## Model search (cross-validation on the training split)",
+            "",
+            *metrics["search"],
+        ]
+    if plots:
+        parts += [
+            "",
+            "## Plots",
+            "",
+            f"![confusion matrices]({PLOTS['confusion']})",
+            f"![per-label precision, recall and F1]({PLOTS['per_label']})",
+            f"![learning curve]({PLOTS['learning_curve']})",
+            f"![reliability curves]({PLOTS['calibration']})",
+        ]
+    return "\n".join(parts) + "\n"
