@@ -53,5 +53,9 @@ proto: $(STAMP)
 train: $(STAMP)
 	$(BIN)/python training/train.py --data $(DATA) --out models/default
 
+## bench: topicstance vs the in-process limit vs MLServer, side by side (about 6 minutes)
+bench: $(STAMP) models/default/manifest.json
+	$(BIN)/python -m benchmarks.run --model models/default
+
 clean:
-	rm -rf $(VENV) node_modules models .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules models .bench .mypy_cache .pytest_cache .ruff_cache .hypothesis

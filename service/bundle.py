@@ -20,6 +20,7 @@ import joblib
 import numpy as np
 import sklearn
 
+from service import inference
 from service.actors import ActorMatcher, Mention
 from service.features import ACTOR_TOKEN, OTHER_TOKEN, stance_inputs
 
@@ -170,15 +171,16 @@ class ModelBundle:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []
-        features = self.topic_features.transform(list(texts))
-        topic_probs = np.asarray(self.topic_classifier.predict_proba(features))
-        primaries = self.primary_classifier.predict(features)
+        features = inference.transform(self.topic_features, list(texts))
+        topic_probs = inference.predict_proba(self.topic_classifier, features)
+        primary_probs = inference.predict_proba(self.primary_classifier, features)
+        primaries = [self._primary_labels[i] for i in primary_probs.argmax(axis=1)]
         mentions = [self.matcher.find(text) for text in texts]
         inputs = [stance_inputs(text, found) for text, found in zip(texts, mentions, strict=True)]
         flat = [item for per_text in inputs for item in per_text]
-        stance_features = self.stance_model[:-1].transform(flat) if flat else None
+        stance_features = inference.transform(self.stance_model[:-1], flat) if flat else None
         stance_probs = (
-            np.asarray(self.stance_model[-1].predict_proba(stance_features))[:, self._stance_order]
+            inference.predict_proba(self.stance_model[-1], stance_features)[:, self._stance_order]
             if flat
             else np.empty((0, len(self.stances)))
         )
@@ -203,7 +205,7 @@ class ModelBundle:
                     )
                 )
                 row += 1
-            primary = str(primaries[index])
+            primary = primaries[index]
             evidence = (
                 explainer.topic(features, index, primary)
                 if explainer and primary != self.none_topic

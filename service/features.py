@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,6 @@ ACTOR_TOKEN = "xactorx"
 OTHER_TOKEN = "xotherx"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)]*\s+|\n+")
 _WORD = re.compile(r"(?u)\b\w\w+\b")
-_WINDOW_CHARS = 160
 
 Span = tuple[int, int]
 
@@ -41,23 +41,35 @@ def sentence_spans(text: str) -> list[Span]:
     return spans
 
 
-@dataclass(frozen=True)
-class Masked:
-    """A section with the actors masked: the text, the own tokens, the sentences."""
+@dataclass(frozen=True, eq=False)
+class Tokens:
+    """A section with the actors masked, as lower-case words: tokenized once per
+    actor and shared by every stance feature block."""
 
-    text: str
-    own: tuple[Span, ...]
-    sentences: tuple[Span, ...]
+    words: tuple[str, ...]
+    sentence_of: tuple[int, ...]
+    own: tuple[int, ...]
 
-    def sentence_indexes(self) -> list[int]:
-        """The sentences that hold one of the actor's own mentions."""
-        return sorted(
-            {
-                index
-                for index, (start, end) in enumerate(self.sentences)
-                for own_start, _ in self.own
-                if start <= own_start < end
-            }
+    def context(self, window: int) -> list[str]:
+        """The words of the sentences holding the actor, plus `window` on each side."""
+        if window == 0:
+            return self.sentence_words
+        return self._context(window)
+
+    @cached_property
+    def sentence_words(self) -> list[str]:
+        """The words of the sentences holding the actor (asked for by three blocks)."""
+        return self._context(0)
+
+    def _context(self, window: int) -> list[str]:
+        holding = {self.sentence_of[i] for i in self.own}
+        keep = {s + shift for s in holding for shift in range(-window, window + 1)}
+        return [w for w, s in zip(self.words, self.sentence_of, strict=True) if s in keep]
+
+    def around(self, index: int, width: int) -> tuple[list[str], list[str]]:
+        """Up to `width` words before and after the word at `index`."""
+        return list(self.words[max(0, index - width) : index]), list(
+            self.words[index + 1 : index + 1 + width]
         )
 
 
@@ -71,24 +83,27 @@ class StanceInput:
     others: tuple[Span, ...]
 
     @cached_property
-    def masked(self) -> Masked:
-        """Masked once per input, shared by every stance transformer."""
+    def tokens(self) -> Tokens:
+        """Mask the mentions (own: ACTOR_TOKEN, others: OTHER_TOKEN), then tokenize."""
         marks = sorted(
             [(start, end, ACTOR_TOKEN) for start, end in self.own]
             + [(start, end, OTHER_TOKEN) for start, end in self.others]
         )
-        pieces, own_spans, cursor, length = [], [], 0, 0
+        pieces: list[str] = []
+        cursor = 0
         for start, end, token in marks:
-            pieces.append(self.text[cursor:start])
-            length += start - cursor
-            if token == ACTOR_TOKEN:
-                own_spans.append((length, length + len(token)))
-            pieces.append(token)
-            length += len(token)
+            pieces.extend((self.text[cursor:start], f" {token} "))
             cursor = end
         pieces.append(self.text[cursor:])
-        text = "".join(pieces)
-        return Masked(text, tuple(own_spans), tuple(sentence_spans(text)))
+        masked = "".join(pieces).lower()
+        words: list[str] = []
+        sentence_of: list[int] = []
+        for index, (start, end) in enumerate(sentence_spans(masked)):
+            found = _WORD.findall(masked, start, end)
+            words += found
+            sentence_of += [index] * len(found)
+        own = [i for i, word in enumerate(words) if word == ACTOR_TOKEN]
+        return Tokens(tuple(words), tuple(sentence_of), tuple(own))
 
     def surfaces(self) -> list[str]:
         return [self.text[start:end] for start, end in self.own]
@@ -103,51 +118,61 @@ def stance_inputs(text: str, mentions: Sequence[Mention]) -> list[StanceInput]:
     return inputs
 
 
-class _TextTransformer(BaseEstimator, TransformerMixin):  # type: ignore[misc]
-    """A stateless step that turns stance inputs into text for a vectorizer."""
+def given(features: list[str]) -> list[str]:
+    """The analyzer of vectorizers fed ready-made features (module level: picklable)."""
+    return features
 
-    def fit(self, inputs: Sequence[StanceInput], y: Any = None) -> _TextTransformer:
+
+def with_bigrams(words: Sequence[str]) -> list[str]:
+    return [*words, *(f"{a} {b}" for a, b in pairwise(words))]
+
+
+class _FeatureLists(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """A stateless step that turns stance inputs into feature lists for a vectorizer
+    built with `analyzer=given`."""
+
+    def fit(self, inputs: Sequence[StanceInput], y: Any = None) -> _FeatureLists:
         return self
 
-    def transform(self, inputs: Sequence[StanceInput]) -> list[str]:
-        return [self._text(item) for item in inputs]
+    def transform(self, inputs: Sequence[StanceInput]) -> list[list[str]]:
+        return [self._features(item) for item in inputs]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([type(self).__name__.lower()], dtype=object)
 
-    def _text(self, item: StanceInput) -> str:
+    def _features(self, item: StanceInput) -> list[str]:
         raise NotImplementedError
 
 
-class MaskedContext(_TextTransformer):
-    """The sentences holding the actor's mentions, plus `window` on each side."""
+class MaskedContext(_FeatureLists):
+    """Words and word pairs of the sentences holding the actor (plus `window` around)."""
 
     def __init__(self, window: int = 0) -> None:
         self.window = window
 
-    def _text(self, item: StanceInput) -> str:
-        masked = item.masked
-        last = len(masked.sentences) - 1
-        keep = sorted(
-            {
-                neighbour
-                for index in masked.sentence_indexes()
-                for neighbour in range(
-                    max(0, index - self.window), min(last, index + self.window) + 1
-                )
-            }
-        )
-        return " ".join(masked.text[slice(*masked.sentences[i])] for i in keep)
+    def _features(self, item: StanceInput) -> list[str]:
+        return with_bigrams(item.tokens.context(self.window))
 
 
-class MaskedSection(_TextTransformer):
-    """The whole section, masked: what the section as a whole is doing."""
+class MaskedSection(_FeatureLists):
+    """Words and word pairs of the whole section, masked: what the section is doing."""
 
-    def _text(self, item: StanceInput) -> str:
-        return item.masked.text
+    def _features(self, item: StanceInput) -> list[str]:
+        return with_bigrams(item.tokens.words)
 
 
-class MentionWindow(_TextTransformer):
+class ActorContext(_FeatureLists):
+    """The context's words tagged with the actor ("russia|launched"): what a word
+    means for one actor's stance can differ from what it means for another's."""
+
+    def __init__(self, window: int = 0) -> None:
+        self.window = window
+
+    def _features(self, item: StanceInput) -> list[str]:
+        return [f"{item.actor}|{word}" for word in item.tokens.context(self.window)]
+
+
+class MentionWindow(_FeatureLists):
     """Words just before (L_) and after (R_) each own mention, and the next two (R2_).
 
     Position matters for stance: "xactorx launched" makes the actor the attacker,
@@ -157,36 +182,22 @@ class MentionWindow(_TextTransformer):
     def __init__(self, width: int = 4) -> None:
         self.width = width
 
-    def _text(self, item: StanceInput) -> str:
-        masked, tokens = item.masked, []
-        lower = masked.text.lower()
-        for start, end in masked.own:
-            left = _WORD.findall(lower[max(0, start - _WINDOW_CHARS) : start])[-self.width :]
-            right = _WORD.findall(lower[end : end + _WINDOW_CHARS])[: self.width]
-            tokens += [f"L_{w}" for w in left] + [f"R_{w}" for w in right]
-            tokens.append("R2_" + "_".join(right[:2]))
-        return " ".join(tokens)
+    def _features(self, item: StanceInput) -> list[str]:
+        features = []
+        for index in item.tokens.own:
+            left, right = item.tokens.around(index, self.width)
+            features += [f"L_{w}" for w in left] + [f"R_{w}" for w in right]
+            features.append("R2_" + "_".join(right[:2]))
+        return features
 
 
-class ActorContext(_TextTransformer):
-    """The context's words tagged with the actor ("russia|launched"): what a word
-    means for one actor's stance can differ from what it means for another's."""
-
-    def __init__(self, window: int = 0) -> None:
-        self.window = window
-
-    def _text(self, item: StanceInput) -> str:
-        context = MaskedContext(window=self.window)._text(item).lower()
-        return " ".join(f"{item.actor}|{word}" for word in _WORD.findall(context))
-
-
-class MentionFacts(_TextTransformer):
+class MentionFacts(_FeatureLists):
     """Which actor, how it is named, and how often: priors the masked text hides."""
 
-    def _text(self, item: StanceInput) -> str:
+    def _features(self, item: StanceInput) -> list[str]:
         surfaces = {"surface_" + "_".join(s.lower().split()) for s in item.surfaces()}
         count = min(len(item.own), 4)
-        return " ".join([f"actor_{item.actor}", f"mentions_{count}", *sorted(surfaces)])
+        return [f"actor_{item.actor}", f"mentions_{count}", *sorted(surfaces)]
 
 
 class CueCounts(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -216,16 +227,167 @@ class CueCounts(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return np.asarray(names, dtype=object)
 
     def _counts(self, item: StanceInput) -> list[int]:
-        masked = item.masked
-        lower = masked.text.lower()
-        after = [
-            _WORD.findall(lower[end : end + _WINDOW_CHARS])[: self.width] for _, end in masked.own
-        ]
-        sentences = [
-            _WORD.findall(lower[slice(*masked.sentences[i])]) for i in masked.sentence_indexes()
-        ]
+        tokens = item.tokens
+        after = [w for index in tokens.own for w in tokens.around(index, self.width)[1]]
+        context = tokens.context(0)
         counts = []
         for words in self.words_:
-            counts.append(sum(w in words for window in after for w in window))
-            counts.append(sum(w in words for sentence in sentences for w in sentence))
+            counts.append(sum(w in words for w in after))
+            counts.append(sum(w in words for w in context))
         return counts
+
+
+def l2_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Scale each row to unit length in place (all-zero rows stay zero), as sklearn's
+    `normalize` does, without its per-call validation."""
+    lengths = np.diff(matrix.indptr)
+    squares = np.zeros(matrix.shape[0])
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    np.add.at(squares, rows, matrix.data**2)
+    norms = np.sqrt(squares)
+    norms[norms == 0] = 1.0
+    matrix.data /= norms[rows]
+    return matrix
+
+
+class _FastTfidf(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """TF-IDF that fits with sklearn's TfidfVectorizer and transforms faster.
+
+    Fitting (vocabulary, idf) is sklearn's own. Transforming builds the same
+    matrix from column ids gathered with C-level dict lookups and finishes with
+    vectorized tf, idf and norm steps, instead of sklearn's per-feature Python
+    loop: that loop is most of the cost of serving a TF-IDF model.
+    """
+
+    def __init__(self, min_df: int = 1, sublinear_tf: bool = True, weighted: bool = True) -> None:
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.weighted = weighted
+
+    def _vectorizer(self) -> Any:
+        raise NotImplementedError
+
+    def _columns(self, document: Any) -> list[int] | np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, documents: Sequence[Any], y: Any = None) -> _FastTfidf:
+        self.fit_transform(documents)
+        return self
+
+    def fit_transform(self, documents: Sequence[Any], y: Any = None) -> sp.csr_matrix:
+        """sklearn's own fit, and its matrix, in one pass."""
+        self.vectorizer_ = self._vectorizer()
+        return sp.csr_matrix(self.vectorizer_.fit_transform(documents))
+
+    def transform(self, documents: Sequence[Any]) -> sp.csr_matrix:
+        columns = [np.asarray(self._columns(document), dtype=np.int32) for document in documents]
+        indptr = np.zeros(len(columns) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in columns], out=indptr[1:])
+        indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int32)
+        shape = (len(documents), len(self.vectorizer_.vocabulary_))
+        matrix = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=shape)
+        matrix.sum_duplicates()
+        if not self.weighted:
+            matrix.data[:] = 1.0
+            return matrix
+        if self.sublinear_tf:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        matrix.data *= self.vectorizer_.idf_[matrix.indices]
+        return l2_normalize(matrix)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.vectorizer_.get_feature_names_out(), dtype=object)
+
+
+class FeatureListTfidf(_FastTfidf):
+    """TF-IDF over ready-made feature lists (the stance blocks); `weighted=False`
+    gives binary presence instead."""
+
+    def _vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if not self.weighted:
+            return TfidfVectorizer(analyzer=given, use_idf=False, norm=None, binary=True)
+        return TfidfVectorizer(analyzer=given, sublinear_tf=self.sublinear_tf, min_df=self.min_df)
+
+    def _columns(self, document: list[str]) -> list[int]:
+        lookup = self.vectorizer_.vocabulary_.get
+        return [column for column in map(lookup, document) if column is not None]
+
+
+class WordNgramTfidf(_FastTfidf):
+    """TF-IDF of word n-grams, as sklearn's TfidfVectorizer with its default tokens
+    (two or more word characters) and lower-casing."""
+
+    def __init__(
+        self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, sublinear_tf: bool = True
+    ) -> None:
+        super().__init__(min_df=min_df, sublinear_tf=sublinear_tf)
+        self.ngram_range = ngram_range
+
+    def _vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            ngram_range=self.ngram_range, min_df=self.min_df, sublinear_tf=self.sublinear_tf
+        )
+
+    def _columns(self, text: str) -> list[int]:
+        words = _WORD.findall(text.lower())
+        low, high = self.ngram_range
+        grams = list(words) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        lookup = self.vectorizer_.vocabulary_.get
+        return [column for column in map(lookup, grams) if column is not None]
+
+
+class CharNgramTfidf(_FastTfidf):
+    """TF-IDF of character n-grams inside word boundaries, as sklearn's `char_wb`.
+
+    A word's n-gram columns are looked up once and cached: news text repeats its
+    words, and n-gram generation is the costliest step of char features. The
+    cache is bounded and never pickled.
+    """
+
+    CACHE_WORDS = 200_000
+
+    def __init__(
+        self, ngram_range: tuple[int, int] = (3, 5), min_df: int = 2, sublinear_tf: bool = True
+    ) -> None:
+        super().__init__(min_df=min_df, sublinear_tf=sublinear_tf)
+        self.ngram_range = ngram_range
+
+    def _vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+            min_df=self.min_df,
+            sublinear_tf=self.sublinear_tf,
+        )
+
+    def _columns(self, text: str) -> np.ndarray:
+        words = text.lower().split()
+        if not words:
+            return np.zeros(0, dtype=np.int32)
+        return np.concatenate([self._word_columns(word) for word in words])
+
+    def _word_columns(self, word: str) -> np.ndarray:
+        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_cache", {})
+        columns = cache.get(word)
+        if columns is None:
+            lookup = self.vectorizer_.vocabulary_.get
+            grams = self.vectorizer_._char_wb_ngrams(word)
+            found = [c for c in map(lookup, grams) if c is not None]
+            columns = np.asarray(found, dtype=np.int32)
+            if len(cache) < self.CACHE_WORDS:
+                cache[word] = columns
+        return columns
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        return state

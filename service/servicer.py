@@ -6,7 +6,8 @@ model bundle, and this module only checks limits and builds messages.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -15,13 +16,12 @@ from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from service.batching import Batcher, ModelSource
 from service.bundle import Evidence, ModelBundle, SectionPrediction
 from service.config import Settings
 from service.sections import Section, single_section, split_sections
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
-
-ModelSource = Callable[[], ModelBundle]
 
 
 class RequestError(Exception):
@@ -107,6 +107,9 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         self._model = model
         self._settings = settings
         self._limits = Limits(settings)
+        self._batcher = Batcher(
+            model, settings.max_batch_sections, settings.max_batch_wait_ms / 1000
+        )
 
     async def ClassifyText(
         self, request: pb.ClassifyTextRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -115,8 +118,8 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             section = self._text_section(request.text, request.heading, "text", "heading")
         except RequestError as error:
             await _abort(context, error)
-        result = self._classify([section], in_heading=True, explain=request.explain)[0]
-        return pb.ClassifyTextResponse(result=result)
+        results = await self._classify([section], in_heading=True, explain=request.explain)
+        return pb.ClassifyTextResponse(result=results[0])
 
     async def ClassifyDocument(
         self, request: pb.ClassifyDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -127,9 +130,8 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             self._limits.sections("text", len(sections))
         except RequestError as error:
             await _abort(context, error)
-        return pb.ClassifyDocumentResponse(
-            sections=self._classify(sections, in_heading=False, explain=request.explain)
-        )
+        results = await self._classify(sections, in_heading=False, explain=request.explain)
+        return pb.ClassifyDocumentResponse(sections=results)
 
     async def BatchClassifyTexts(
         self, request: pb.BatchClassifyTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -142,32 +144,58 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             ]
         except RequestError as error:
             await _abort(context, error)
-        return pb.BatchClassifyTextsResponse(
-            results=self._classify(sections, in_heading=False, explain=request.explain)
-        )
+        results = await self._classify(sections, in_heading=False, explain=request.explain)
+        return pb.BatchClassifyTextsResponse(results=results)
 
     async def StreamClassifyTexts(
         self,
         requests: AsyncIterator[pb.StreamClassifyTextsRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.StreamClassifyTextsResponse]:
-        async for request in requests:
-            try:
-                section = self._text_section(
-                    request.text,
-                    request.heading,
-                    f"text (request_id {request.request_id!r})",
-                    f"heading (request_id {request.request_id!r})",
-                )
-            except RequestError as error:
-                await _abort(context, error)
-            result = self._classify([section], in_heading=True, explain=request.explain)[0]
-            yield pb.StreamClassifyTextsResponse(request_id=request.request_id, result=result)
+        """Requests that arrive while others are classified are classified together.
+
+        Answers keep the order of the requests; a bad request is answered with an
+        error status only after every request before it has its answer.
+        """
+        pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None] = asyncio.Queue()
+        reader = asyncio.create_task(_read_all(requests, pending))
+        try:
+            while batch := await _drain(pending, self._settings.max_batch_sections):
+                sections, error = self._stream_sections(batch)
+                for run in _runs_by_explain(batch[: len(sections)]):
+                    results = await self._classify(
+                        [sections[i] for i in run], in_heading=True, explain=batch[run[0]].explain
+                    )
+                    for index, result in zip(run, results, strict=True):
+                        yield pb.StreamClassifyTextsResponse(
+                            request_id=batch[index].request_id, result=result
+                        )
+                if error is not None:
+                    await _abort(context, error)
+        finally:
+            reader.cancel()
 
     async def GetModelInfo(
         self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetModelInfoResponse:
         return model_info(self._model(), self._settings.limits())
+
+    def _stream_sections(
+        self, batch: Sequence[pb.StreamClassifyTextsRequest]
+    ) -> tuple[list[Section], RequestError | None]:
+        """The sections of the valid requests before the first invalid one, and its error."""
+        sections = []
+        for request in batch:
+            label = f"request_id {request.request_id!r}"
+            try:
+                sections.append(
+                    self._text_section(
+                        request.text, request.heading, f"text ({label})", f"heading ({label})"
+                    )
+                )
+            except RequestError as error:
+                return sections, error
+        return sections, None
 
     def _text_section(
         self, text: str, heading: str, text_field: str, heading_field: str
@@ -177,15 +205,58 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
             self._limits.heading(heading_field, heading)
         return single_section(text, heading)
 
-    def _classify(
+    async def _classify(
         self, sections: Sequence[Section], in_heading: bool, explain: bool
     ) -> list[pb.SectionResult]:
-        bundle = self._model()
-        predictions = bundle.predict([s.model_text for s in sections], explain=explain)
+        bundle, predictions = await self._batcher.predict(
+            [s.model_text for s in sections], explain=explain
+        )
         return [
             section_result(section, prediction, bundle.version, in_heading)
             for section, prediction in zip(sections, predictions, strict=True)
         ]
+
+
+def _runs_by_explain(batch: Sequence[pb.StreamClassifyTextsRequest]) -> list[list[int]]:
+    """Consecutive requests with the same `explain` flag, as runs of indexes."""
+    runs: list[list[int]] = []
+    for index, request in enumerate(batch):
+        if runs and batch[runs[-1][0]].explain == request.explain:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
+async def _read_all(
+    requests: AsyncIterator[pb.StreamClassifyTextsRequest],
+    pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None],
+) -> None:
+    try:
+        async for request in requests:
+            pending.put_nowait(request)
+    finally:
+        pending.put_nowait(None)
+
+
+async def _drain(
+    pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None], limit: int
+) -> list[pb.StreamClassifyTextsRequest]:
+    """Wait for one request, then take whatever else is waiting (up to `limit`).
+
+    An empty list means the client closed its side of the stream.
+    """
+    first = await pending.get()
+    if first is None:
+        return []
+    batch = [first]
+    while len(batch) < limit and not pending.empty():
+        item = pending.get_nowait()
+        if item is None:
+            pending.put_nowait(None)
+            break
+        batch.append(item)
+    return batch
 
 
 def section_result(

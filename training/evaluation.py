@@ -15,13 +15,34 @@ THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.02), 2)
 
 
 def tune_thresholds(
-    targets: np.ndarray, probs: np.ndarray, labels: Sequence[str]
+    targets: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    primaries: Sequence[str] | None = None,
+    none: str | None = None,
 ) -> dict[str, float]:
-    """Per label, the threshold with the best F1 on out-of-fold scores (ties: nearest 0.5)."""
+    """Per label, the threshold with the best F1 on out-of-fold scores (ties: nearest 0.5).
+
+    With `primaries`, F1 is that of the served rule: the primary is always listed,
+    and a none primary lists nothing, so a threshold only decides the rest.
+    """
     thresholds = {}
     for column, label in enumerate(labels):
+        forced = np.zeros(len(targets), dtype=bool)
+        allowed = np.ones(len(targets), dtype=bool)
+        if primaries is not None:
+            forced = np.asarray([p == label for p in primaries])
+            allowed = np.asarray([p != none for p in primaries])
         scores = [
-            (f1_score(targets[:, column], probs[:, column] >= t, zero_division=0), -abs(t - 0.5), t)
+            (
+                f1_score(
+                    targets[:, column],
+                    forced | (allowed & (probs[:, column] >= t)),
+                    zero_division=0,
+                ),
+                -abs(t - 0.5),
+                t,
+            )
             for t in THRESHOLD_GRID
         ]
         thresholds[label] = float(max(scores)[2])
@@ -138,12 +159,7 @@ def keyword_stances(
     words = {label: {w.lower() for w in cues.get(label, [])} for label in labels}
     predicted = []
     for item in inputs:
-        masked = item.masked
-        tokens = [
-            token
-            for index in masked.sentence_indexes()
-            for token in re.findall(r"\w+", masked.text[slice(*masked.sentences[index])].lower())
-        ]
+        tokens = item.tokens.context(0)
         counts = {label: sum(t in words[label] for t in tokens) for label in labels}
         best = max(counts.values())
         winners = [label for label, count in counts.items() if count == best]

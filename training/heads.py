@@ -119,7 +119,7 @@ def cross_validate_topics(
         oof[val_index] = probs
         for i, primary in zip(val_index, fold_primaries, strict=True):
             primaries[i] = primary
-    thresholds = tune_thresholds(targets, oof, taxonomy.topics)
+    thresholds = tune_thresholds(targets, oof, taxonomy.topics, primaries, taxonomy.none_topic)
     gold = _primaries(sections, taxonomy)
     scores = []
     for _, val_index in splits:

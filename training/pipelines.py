@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -17,12 +16,15 @@ from sklearn.svm import LinearSVC
 from service.actors import ActorMatcher
 from service.features import (
     ActorContext,
+    CharNgramTfidf,
     CueCounts,
+    FeatureListTfidf,
     MaskedContext,
     MaskedSection,
     MentionFacts,
     MentionWindow,
     StanceInput,
+    WordNgramTfidf,
     stance_inputs,
 )
 from training.dataset import Section, Taxonomy
@@ -82,22 +84,21 @@ class StanceConfig:
         return asdict(self)
 
 
-DEFAULT_TOPIC = TopicConfig()
-DEFAULT_STANCE = StanceConfig()
+# The winners of the last `train.py --search` (see the model's report.md).
+DEFAULT_TOPIC = TopicConfig(word_ngrams=(1, 3))
+DEFAULT_STANCE = StanceConfig(classifier=ClassifierConfig("logreg", 30.0))
 
 
 def topic_features(config: TopicConfig) -> FeatureUnion:
     """Word n-gram TF-IDF, plus character n-grams within word boundaries if configured."""
     blocks: list[tuple[str, Any]] = [
-        ("word", TfidfVectorizer(ngram_range=config.word_ngrams, sublinear_tf=True, min_df=2))
+        ("word", WordNgramTfidf(ngram_range=config.word_ngrams, min_df=2, sublinear_tf=True))
     ]
     if config.char_ngrams:
         blocks.append(
             (
                 "char",
-                TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=config.char_ngrams, sublinear_tf=True, min_df=2
-                ),
+                CharNgramTfidf(ngram_range=config.char_ngrams, min_df=2, sublinear_tf=True),
             )
         )
     return FeatureUnion(blocks)
@@ -113,39 +114,22 @@ def primary_classifier(config: TopicConfig, seed: int) -> Any:
     return config.classifier.build(seed)
 
 
-def _tokens() -> TfidfVectorizer:
-    return TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True)
+def _vectorizer(min_df: int = 1, weighted: bool = True) -> FeatureListTfidf:
+    """TF-IDF over the ready-made feature lists of a stance block."""
+    return FeatureListTfidf(min_df=min_df, weighted=weighted)
 
 
 def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> FeatureUnion:
     blocks: dict[str, Any] = {
         "context": Pipeline(
-            [
-                ("text", MaskedContext(window=config.window)),
-                ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
-            ]
+            [("features", MaskedContext(window=config.window)), ("tfidf", _vectorizer())]
         ),
-        "section": Pipeline(
-            [
-                ("text", MaskedSection()),
-                ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
-            ]
-        ),
-        "window": Pipeline([("text", MentionWindow(width=4)), ("tfidf", _tokens())]),
-        "facts": Pipeline(
-            [
-                ("text", MentionFacts()),
-                (
-                    "counts",
-                    TfidfVectorizer(
-                        token_pattern=r"\S+", lowercase=False, use_idf=False, norm=None, binary=True
-                    ),
-                ),
-            ]
-        ),
+        "section": Pipeline([("features", MaskedSection()), ("tfidf", _vectorizer(min_df=2))]),
+        "window": Pipeline([("features", MentionWindow(width=4)), ("tfidf", _vectorizer())]),
+        "facts": Pipeline([("features", MentionFacts()), ("counts", _vectorizer(weighted=False))]),
         "cues": CueCounts(cues=dict(cues)),
         "actor_context": Pipeline(
-            [("text", ActorContext(window=config.window)), ("tfidf", _tokens())]
+            [("features", ActorContext(window=config.window)), ("tfidf", _vectorizer())]
         ),
     }
     chosen = [part for part in config.parts if part != "cues" or cues]

@@ -18,6 +18,7 @@ TOPIC_CANDIDATES = [
     TopicConfig(char_ngrams=None, classifier=ClassifierConfig("logreg", 10.0)),
     TopicConfig(classifier=ClassifierConfig("logreg", 3.0)),
     TopicConfig(classifier=ClassifierConfig("logreg", 10.0)),
+    TopicConfig(word_ngrams=(1, 3), classifier=ClassifierConfig("logreg", 10.0)),
     TopicConfig(classifier=ClassifierConfig("logreg", 30.0)),
     TopicConfig(classifier=ClassifierConfig("logreg", 10.0, None)),
     TopicConfig(classifier=ClassifierConfig("svc", 10.0)),
@@ -41,7 +42,8 @@ STANCE_CANDIDATES = [
 
 
 def _describe_topic(config: TopicConfig) -> str:
-    char = f"word + char_wb {config.char_ngrams}" if config.char_ngrams else "word"
+    word = f"word {config.word_ngrams}"
+    char = f"{word} + char_wb {config.char_ngrams}" if config.char_ngrams else word
     c = config.classifier
     return f"{char}; {c.family} C={c.C:g}; class_weight={c.class_weight}"
 

@@ -1,0 +1,165 @@
+"""The prediction hot path over fitted scikit-learn objects, without per-call overhead.
+
+scikit-learn validates its input and dispatches through joblib on every call; for
+a service that calls it thousands of times a second, that overhead costs more than
+the arithmetic. These functions walk the same fitted objects and compute the same
+numbers (a test checks them against scikit-learn's own results): pipelines and
+feature unions step by step, linear models as a matrix product and a link function.
+Anything they do not recognise falls back to scikit-learn's own method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from service.features import CueCounts, _FastTfidf
+
+
+def transform(estimator: Any, inputs: Any) -> Any:
+    """What `estimator.transform(inputs)` returns, minus validation and dispatch."""
+    if isinstance(estimator, Pipeline):
+        for _, step in estimator.steps:
+            inputs = transform(step, inputs)
+        return inputs
+    if isinstance(estimator, FeatureUnion):
+        blocks = [block for _, block in estimator.transformer_list if block not in (None, "drop")]
+        if all(_column_block(block) is not None for block in blocks):
+            return _union_matrix(blocks, inputs)
+        return sp.hstack([transform(block, inputs) for block in blocks], format="csr")
+    return estimator.transform(inputs)
+
+
+def _column_block(block: Any) -> tuple[list[Any], Any] | None:
+    """(steps that produce documents, final step) when the final step gives raw columns."""
+    steps = [step for _, step in block.steps] if isinstance(block, Pipeline) else [block]
+    if isinstance(steps[-1], _FastTfidf | CueCounts):
+        return steps[:-1], steps[-1]
+    return None
+
+
+@dataclass
+class _Block:
+    """One feature block's raw entries (row, local column, value) and how to finish them."""
+
+    rows: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+    width: int
+    idf: np.ndarray | None = None
+    sublinear: bool = False
+    binary: bool = False
+    normalized: bool = False
+
+
+def _raw_block(block: Any, inputs: Any) -> _Block:
+    producers, final = _column_block(block) or ([], block)
+    for step in producers:
+        inputs = step.transform(inputs)
+    count = len(inputs)
+    if isinstance(final, CueCounts):
+        width = len(final.get_feature_names_out())
+        values = np.log1p(np.asarray([final._counts(item) for item in inputs], dtype=float))
+        rows = np.repeat(np.arange(count), width)
+        columns = np.tile(np.arange(width), count)
+        return _Block(rows, columns, values.reshape(-1), width)
+    per_doc = [final._columns(document) for document in inputs]
+    lengths = [len(columns) for columns in per_doc]
+    columns = np.fromiter(chain.from_iterable(per_doc), dtype=np.int64, count=sum(lengths))
+    rows = np.repeat(np.arange(count), lengths)
+    width = len(final.vectorizer_.vocabulary_)
+    if not final.weighted:
+        return _Block(rows, columns, np.ones(len(columns)), width, binary=True)
+    idf: np.ndarray = final.vectorizer_.idf_
+    sublinear: bool = final.sublinear_tf
+    return _Block(rows, columns, np.ones(len(columns)), width, idf, sublinear, normalized=True)
+
+
+def _union_matrix(blocks: list[Any], inputs: Any) -> sp.csr_matrix:
+    """The feature union's matrix in one sparse build: each block's columns shifted
+    to its place, then tf, idf and per-block unit length applied to all at once."""
+    raw = [_raw_block(block, inputs) for block in blocks]
+    offsets = np.cumsum([0] + [b.width for b in raw])
+    matrix = sp.coo_matrix(
+        (
+            np.concatenate([b.values for b in raw]),
+            (
+                np.concatenate([b.rows for b in raw]),
+                np.concatenate([b.columns + offsets[i] for i, b in enumerate(raw)]),
+            ),
+        ),
+        shape=(len(inputs), int(offsets[-1])),
+    ).tocsr()
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    block_of = np.searchsorted(offsets, matrix.indices, side="right") - 1
+    data = matrix.data
+    for index, block in enumerate(raw):
+        here = block_of == index
+        if block.binary:
+            data[here] = 1.0
+        if block.sublinear:
+            data[here] = np.log(data[here]) + 1.0
+        if block.idf is not None:
+            data[here] *= block.idf[matrix.indices[here] - offsets[index]]
+    normalized = np.asarray([b.normalized for b in raw])[block_of]
+    segments = np.repeat(np.arange(len(inputs)), np.diff(matrix.indptr)) * len(raw) + block_of
+    squares = np.bincount(
+        segments, weights=np.where(normalized, data**2, 0.0), minlength=len(inputs) * len(raw)
+    )
+    norms = np.sqrt(squares)
+    norms[norms == 0] = 1.0
+    data[normalized] /= norms[segments[normalized]]
+    return matrix
+
+
+def _sigmoid(scores: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-scores)))
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+
+
+def _scores(model: LogisticRegression, features: Any) -> np.ndarray:
+    return np.asarray(features @ model.coef_.T + model.intercept_)
+
+
+def predict_proba(classifier: Any, features: Any) -> np.ndarray:
+    """What `classifier.predict_proba(features)` returns, for the linear models we ship."""
+    if type(classifier) is LogisticRegression:
+        scores = _scores(classifier, features)
+        if scores.shape[1] == 1:
+            positive = _sigmoid(scores[:, 0])
+            return np.column_stack([1.0 - positive, positive])
+        return _softmax(scores)
+    if type(classifier) is OneVsRestClassifier and classifier.multilabel_:
+        stacked = _stacked_logistic(classifier)
+        if stacked is not None:
+            weights, intercepts = stacked
+            return _sigmoid(np.asarray(features @ weights + intercepts))
+    return np.asarray(classifier.predict_proba(features))
+
+
+_STACKED: dict[int, tuple[Any, tuple[np.ndarray, np.ndarray] | None]] = {}
+
+
+def _stacked_logistic(classifier: OneVsRestClassifier) -> tuple[np.ndarray, np.ndarray] | None:
+    """One weight matrix for all of a one-vs-rest model's logistic regressions, built once."""
+    cached = _STACKED.get(id(classifier))
+    if cached is not None and cached[0] is classifier:
+        return cached[1]
+    stacked = None
+    if all(type(e) is LogisticRegression for e in classifier.estimators_):
+        weights = np.ascontiguousarray(np.vstack([e.coef_ for e in classifier.estimators_]).T)
+        stacked = (weights, np.concatenate([e.intercept_ for e in classifier.estimators_]))
+    _STACKED[id(classifier)] = (classifier, stacked)
+    return stacked

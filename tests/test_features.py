@@ -1,0 +1,90 @@
+"""The fast serving path computes exactly what scikit-learn computes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from service import inference
+from service.bundle import ModelBundle, load_bundle
+from service.features import (
+    CharNgramTfidf,
+    FeatureListTfidf,
+    StanceInput,
+    WordNgramTfidf,
+    stance_inputs,
+    with_bigrams,
+)
+from tests.conftest import DATA
+from training.dataset import load_corpus
+
+TEXTS = [s.full_text for s in load_corpus(DATA).sections[::7]]
+TRAIN, TEST = TEXTS[: len(TEXTS) // 2], [*TEXTS[len(TEXTS) // 2 :], "", "   ", "Éé ünïcode ——"]
+
+
+def assert_same(fast: Any, reference: Any) -> None:
+    assert fast.shape == reference.shape
+    assert abs(fast - reference).sum() < 1e-9
+
+
+def test_char_ngrams_match_sklearn() -> None:
+    fast = CharNgramTfidf(ngram_range=(3, 5)).fit(TRAIN)
+    assert_same(fast.transform(TEST), fast.vectorizer_.transform(TEST))
+    assert_same(fast.transform(TEST), fast.transform(TEST))  # and again from its cache
+
+
+def test_word_ngrams_match_sklearn() -> None:
+    fast = WordNgramTfidf(ngram_range=(1, 3)).fit(TRAIN)
+    reference = TfidfVectorizer(ngram_range=(1, 3), min_df=2, sublinear_tf=True).fit(TRAIN)
+    assert_same(fast.transform(TEST), reference.transform(TEST))
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_feature_lists_match_sklearn(weighted: bool) -> None:
+    lists = [with_bigrams(text.lower().split()) for text in TEXTS]
+    fast = FeatureListTfidf(min_df=2, weighted=weighted).fit(lists[:100])
+    test = [*lists[100:], []]
+    assert_same(fast.transform(test), fast.vectorizer_.transform(test))
+
+
+def test_char_cache_is_not_pickled() -> None:
+    import pickle
+
+    fast = CharNgramTfidf().fit(TRAIN)
+    fast.transform(TEST)
+    assert "_cache" in fast.__dict__
+    assert "_cache" not in pickle.loads(pickle.dumps(fast)).__dict__
+
+
+@pytest.fixture(scope="module")
+def bundle(model_dir: object) -> ModelBundle:
+    return load_bundle(model_dir)  # type: ignore[arg-type]
+
+
+def stance_batch(bundle: ModelBundle) -> list[StanceInput]:
+    return [item for text in TEST for item in stance_inputs(text, bundle.matcher.find(text))]
+
+
+def test_union_and_linear_models_match_sklearn(bundle: ModelBundle) -> None:
+    topic = inference.transform(bundle.topic_features, TEST)
+    assert_same(topic, bundle.topic_features.transform(TEST))
+    for classifier in (bundle.topic_classifier, bundle.primary_classifier):
+        assert np.allclose(
+            inference.predict_proba(classifier, topic), classifier.predict_proba(topic)
+        )
+    inputs = stance_batch(bundle)
+    stance = inference.transform(bundle.stance_model[:-1], inputs)
+    assert_same(stance, bundle.stance_model[:-1].transform(inputs))
+    classifier = bundle.stance_model[-1]
+    assert np.allclose(
+        inference.predict_proba(classifier, stance), classifier.predict_proba(stance)
+    )
+
+
+def test_batching_does_not_change_predictions(bundle: ModelBundle) -> None:
+    together = bundle.predict(TEST[:20])
+    alone = [bundle.predict([text])[0] for text in TEST[:20]]
+    assert together == alone
