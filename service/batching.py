@@ -1,10 +1,10 @@
 """Micro-batching: sections from concurrent calls in one worker share one predict call.
 
 scikit-learn pays a fixed cost per call (validation, one pass per feature block),
-so 32 single-text calls cost far more one by one than as one batch of 32. The
-batcher runs on the event loop: a batch starts `max_wait` seconds after its
-first call arrives (or at once when `max_batch` sections are waiting); while it
-is being predicted, new calls queue up for the next one.
+so 32 single-text calls cost far more one by one than as one batch of 32. A
+batch starts `max_wait` seconds after its first call arrives (or at once when
+`max_batch` sections are waiting); while it is being predicted, new calls queue
+up for the next one.
 A call whose client has gone (deadline passed, cancelled) is dropped before it
 costs anything.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.bundle import ModelBundle, SectionPrediction
@@ -28,7 +29,11 @@ class _Job:
 
 
 class Batcher:
-    """Collects texts from concurrent calls and predicts them together."""
+    """Collects texts from concurrent calls and predicts them together.
+
+    Predictions run on one worker thread, so the event loop stays free to accept
+    calls, answer health checks and handle signals while a batch is computed.
+    """
 
     def __init__(self, model: ModelSource, max_batch: int, max_wait: float) -> None:
         self._model = model
@@ -37,28 +42,28 @@ class Batcher:
         self._queue: list[_Job] = []
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._running = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
 
     async def predict(
         self, texts: Sequence[str], explain: bool
     ) -> tuple[ModelBundle, list[SectionPrediction]]:
         """The predictions for `texts`, and the model that made them."""
-        if self._max_batch == 1 or len(texts) >= self._max_batch:
-            bundle = self._model()
-            return bundle, bundle.predict(texts, explain=explain)
         loop = asyncio.get_running_loop()
         job = _Job(texts, explain, loop.create_future())
         self._queue.append(job)
         self._waiting += len(texts)
-        if self._waiting >= self._max_batch:
-            self._schedule(0.0)
-        elif self._timer is None:
-            self._schedule(self._max_wait)
+        if not self._running:
+            full = self._waiting >= self._max_batch or self._max_batch == 1
+            if full or self._timer is None:
+                self._schedule(0.0 if full else self._max_wait)
         return await job.future
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._run)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, lambda: loop.create_task(self._run()))
 
     def _take(self) -> list[_Job]:
         """Waiting jobs up to the batch size (at least one), skipping abandoned ones."""
@@ -76,28 +81,34 @@ class Batcher:
         self._waiting -= size
         return taken
 
-    def _run(self) -> None:
+    async def _run(self) -> None:
         self._timer = None
-        jobs = self._take()
+        self._running = True
         try:
-            bundle = self._model()
+            jobs = self._take()
+            try:
+                bundle = self._model()
+            except Exception as exc:  # no model yet: every caller gets the reason
+                _fail(jobs, exc)
+                return
             for explain in (False, True):
                 group = [job for job in jobs if job.explain is explain]
                 if group:
-                    self._predict(bundle, group, explain)
+                    await self._predict(bundle, group, explain)
         finally:
+            self._running = False
             if self._queue:  # they waited while this batch ran
                 self._schedule(0.0)
 
-    @staticmethod
-    def _predict(bundle: ModelBundle, jobs: list[_Job], explain: bool) -> None:
+    async def _predict(self, bundle: ModelBundle, jobs: list[_Job], explain: bool) -> None:
         texts = [text for job in jobs for text in job.texts]
+        loop = asyncio.get_running_loop()
         try:
-            predictions = bundle.predict(texts, explain=explain)
+            predictions = await loop.run_in_executor(
+                self._thread, lambda: bundle.predict(texts, explain=explain)
+            )
         except Exception as exc:  # handed to each caller, who turns it into a status
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            _fail(jobs, exc)
             return
         start = 0
         for job in jobs:
@@ -105,3 +116,9 @@ class Batcher:
             if not job.future.done():
                 job.future.set_result((bundle, predictions[start:end]))
             start = end
+
+
+def _fail(jobs: Sequence[_Job], error: Exception) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)

@@ -3,13 +3,22 @@
 An artifact is a directory with `model.joblib` (the fitted heads, label sets and
 alias lists) and `manifest.json` (version, hashes, label sets, metrics, library
 versions). The SHA-256 in the manifest is checked before anything is unpickled:
-unpickling runs code, so artifacts must come from a trusted source.
+unpickling runs code, so artifacts must come from a trusted source. With a
+signing key, the manifest also carries an HMAC-SHA256 (`manifest.sig`) that is
+checked first.
+
+A model directory is either an artifact, or a directory of artifacts with a
+`CURRENT` file naming the one in use: retraining writes a new artifact next to
+the old one and then replaces `CURRENT` atomically, so a server reloading at any
+moment sees one complete artifact or the other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +35,17 @@ from service.features import ACTOR_TOKEN, OTHER_TOKEN, stance_inputs
 
 ARTIFACT_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.sig"
+POINTER_FILE = "CURRENT"
 FORMAT_VERSION = 1
 
 
 class ArtifactError(Exception):
     """The artifact is missing, tampered with, or incompatible; the message says which."""
+
+
+class ModelUnavailableError(Exception):
+    """No model is loaded yet (the server was started to wait for one)."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +97,12 @@ def file_sha256(path: Path) -> str:
 
 
 def save_artifact(
-    directory: Path, payload: Mapping[str, Any], manifest: Mapping[str, Any]
+    directory: Path,
+    payload: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    signing_key: bytes | None = None,
 ) -> dict[str, Any]:
-    """Write the joblib file, then the manifest that pins its hash."""
+    """Write the joblib file, then the manifest that pins its hash (and its signature)."""
     directory.mkdir(parents=True, exist_ok=True)
     artifact = directory / ARTIFACT_FILE
     joblib.dump({"format_version": FORMAT_VERSION, **payload}, artifact, compress=3)
@@ -96,8 +114,33 @@ def save_artifact(
         "format_version": FORMAT_VERSION,
         "library_versions": library_versions(),
     }
-    (directory / MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(full, indent=2, sort_keys=True) + "\n"
+    (directory / MANIFEST_FILE).write_text(text, encoding="utf-8")
+    if signing_key:
+        (directory / SIGNATURE_FILE).write_text(_signature(signing_key, text.encode()) + "\n")
     return full
+
+
+def _signature(key: bytes, manifest: bytes) -> str:
+    return hmac.new(key, manifest, hashlib.sha256).hexdigest()
+
+
+def resolve(path: Path) -> Path:
+    """The artifact directory: `path` itself, or the one its CURRENT file names."""
+    pointer = path / POINTER_FILE
+    if not pointer.is_file():
+        return path
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ArtifactError(f"{pointer} must hold the name of an artifact directory next to it")
+    return path / name
+
+
+def publish(root: Path, name: str) -> None:
+    """Point `root/CURRENT` at `root/name`, atomically (write aside, then rename)."""
+    staging = root / f".{POINTER_FILE}.{os.getpid()}"
+    staging.write_text(name + "\n", encoding="utf-8")
+    os.replace(staging, root / POINTER_FILE)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -113,8 +156,25 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_artifact(directory: Path) -> dict[str, Any]:
-    """Check hash and library versions without unpickling; return the manifest."""
+def verify_signature(directory: Path, key: bytes) -> None:
+    """With a key, the manifest must carry a valid HMAC-SHA256 signature."""
+    signature = directory / SIGNATURE_FILE
+    if not signature.is_file():
+        raise ArtifactError(
+            f"{directory}: the manifest is not signed ({SIGNATURE_FILE} is missing)"
+        )
+    try:
+        expected = _signature(key, (directory / MANIFEST_FILE).read_bytes())
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"no model at {directory}: {MANIFEST_FILE} is missing") from exc
+    if not hmac.compare_digest(expected, signature.read_text(encoding="utf-8").strip()):
+        raise ArtifactError(f"{directory}: the manifest signature does not match the signing key")
+
+
+def verify_artifact(directory: Path, signing_key: bytes | None = None) -> dict[str, Any]:
+    """Check signature, hash and library versions without unpickling; return the manifest."""
+    if signing_key:
+        verify_signature(directory, signing_key)
     manifest = read_manifest(directory)
     artifact = directory / str(manifest.get("artifact_file", ARTIFACT_FILE))
     if not artifact.is_file():
@@ -304,9 +364,10 @@ def _top_terms(row: Any, weights: np.ndarray, names: Sequence[str | None]) -> li
     return terms
 
 
-def load_bundle(directory: Path) -> ModelBundle:
-    """Verify, then unpickle; every failure is an ArtifactError with a clear message."""
-    manifest = verify_artifact(directory)
+def load_bundle(path: Path, signing_key: bytes | None = None) -> ModelBundle:
+    """Resolve, verify, then unpickle; every failure is an ArtifactError with a clear message."""
+    directory = resolve(path)
+    manifest = verify_artifact(directory, signing_key)
     try:
         payload = joblib.load(directory / str(manifest.get("artifact_file", ARTIFACT_FILE)))
     except Exception as exc:

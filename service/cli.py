@@ -52,9 +52,21 @@ def format_evidence(section: pb.SectionResult) -> list[str]:
     return lines
 
 
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """Plaintext, TLS (--tls-ca), or mutual TLS (--tls-ca with --tls-cert and --tls-key)."""
+    if not args.tls_ca:
+        return grpc.insecure_channel(args.target)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(args.tls_ca).read_bytes(),
+        private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
+        certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+    )
+    return grpc.secure_channel(args.target, credentials)
+
+
 def classify(args: argparse.Namespace) -> int:
     text = read_input(args.file)
-    with grpc.insecure_channel(args.target) as channel:
+    with open_channel(args) as channel:
         stub = pb_grpc.TopicStanceServiceStub(channel)
         response = stub.ClassifyDocument(
             pb.ClassifyDocumentRequest(text=text, explain=args.explain), timeout=TIMEOUT_SECONDS
@@ -88,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TARGET,
         help=f"server address (default {DEFAULT_TARGET}; env TOPICSTANCE_TARGET)",
     )
+    classify_cmd.add_argument("--tls-ca", help="CA bundle (PEM) to verify the server: turns TLS on")
+    classify_cmd.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
+    classify_cmd.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
     classify_cmd.set_defaults(run=classify)
     return parser
 

@@ -15,99 +15,163 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import logs
-from service.bundle import ArtifactError, ModelBundle, load_bundle
-from service.config import Settings, parse_settings
-from service.servicer import TopicStanceServicer
+from service import logs, metrics
+from service.bundle import ArtifactError, ModelBundle, ModelUnavailableError, load_bundle
+from service.config import SIGNING_KEY_ENV, Settings, parse_settings
+from service.observe import CallObserver
+from service.servicer import SERVICE, AdminServicer, TopicStanceServicer, rpc_handlers
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
 log = logging.getLogger("topicstance.server")
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TopicStanceService"].full_name
+ADMIN_SERVICE = pb.DESCRIPTOR.services_by_name["TopicStanceAdminService"].full_name
 SMOKE_TEXT = "A short text to check that a freshly loaded model can predict."
+WAIT_POLL_SECONDS = 2.0
 
 
 class ModelHolder:
     """The model in use; a reload swaps it only after the new one proved itself."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, signing_key: bytes | None, required: bool = True) -> None:
         self.path = path
-        self.bundle = self._load()
+        self.signing_key = signing_key
+        self.bundle: ModelBundle | None = None
+        self.metrics: metrics.Metrics | None = None
+        if required:
+            self.bundle = self._load()
 
     def __call__(self) -> ModelBundle:
+        if self.bundle is None:
+            raise ModelUnavailableError(f"no model is loaded yet (waiting for one at {self.path})")
         return self.bundle
 
     def _load(self) -> ModelBundle:
         started = time.perf_counter()
-        bundle = load_bundle(self.path)
+        bundle = load_bundle(self.path, self.signing_key)
         bundle.predict([SMOKE_TEXT])
+        seconds = time.perf_counter() - started
         log.info(
-            "model loaded",
-            extra={
-                "model_version": bundle.version,
-                "seconds": round(time.perf_counter() - started, 3),
-            },
+            "model loaded", extra={"model_version": bundle.version, "seconds": round(seconds, 3)}
         )
+        if self.metrics is not None:
+            previous = self.bundle.version if self.bundle is not None else None
+            self.metrics.model_loaded(bundle.version, seconds, previous)
         return bundle
 
-    def reload(self) -> bool:
-        """Load, verify and smoke-test the artifact at `path`; keep the old one on failure."""
+    def version(self) -> str:
+        return self.bundle.version if self.bundle is not None else ""
+
+    def reload(self) -> str | None:
+        """Load, verify and smoke-test the artifact at `path`; keep the old one on failure.
+
+        Returns None on success, else why the new artifact was refused.
+        """
         try:
             bundle = self._load()
         except ArtifactError as exc:
             log.error(
                 "reload refused; the previous model keeps serving", extra={"reason": str(exc)}
             )
-            return False
+            if self.metrics is not None:
+                self.metrics.reloads.labels(outcome="refused").inc()
+            return str(exc)
         self.bundle = bundle
-        return True
+        if self.metrics is not None:
+            self.metrics.reloads.labels(outcome="loaded").inc()
+        return None
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC's own size limit sits above ours, so our parser can name the limit."""
     return [
         ("grpc.so_reuseport", 1),
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", 4 * settings.max_message_bytes),
+        ("grpc.max_receive_message_length", 2 * settings.max_message_bytes),
+        ("grpc.max_send_message_length", 8 * settings.max_message_bytes),
     ]
 
 
-async def serve(settings: Settings, holder: ModelHolder, port: int) -> None:
-    """Run one gRPC server until SIGTERM or SIGINT; then drain within the grace period."""
-    server = grpc.aio.server(options=server_options(settings))
-    pb_grpc.add_TopicStanceServiceServicer_to_server(TopicStanceServicer(holder, settings), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+def credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS from PEM files; with a client CA, clients must present a certificate."""
+    if not settings.tls:
+        return None
+    pair = (Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())
+    client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
-    bound = server.add_insecure_port(f"{settings.host}:{port}")
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("worker serving", extra={"port": bound, "model_version": holder().version})
 
+
+async def serve(settings: Settings, holder: ModelHolder, port: int, supervised: bool) -> None:
+    """Run one gRPC server until SIGTERM or SIGINT; then drain within the grace period."""
+    if settings.metrics_port:
+        holder.metrics = metrics.Metrics()
+        if holder.bundle is not None:
+            holder.metrics.model_loaded(holder.bundle.version, 0.0, None)
+    observer = CallObserver(holder.metrics, settings.log_request_text)
+    server = grpc.aio.server(options=server_options(settings))
+    servicer = TopicStanceServicer(holder, settings, observer)
+    server.add_generic_rpc_handlers((rpc_handlers(servicer, settings, observer),))
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE.full_name):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    if settings.admin:
+        admin = AdminServicer(holder.reload, holder.version, _reload_others(supervised))
+        pb_grpc.add_TopicStanceAdminServiceServicer_to_server(admin, server)
+        names.append(ADMIN_SERVICE)
+    reflection.enable_server_reflection(names, server)
+    address = f"{settings.host}:{port}"
+    tls = credentials(settings)
+    bound = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
+    await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(holder)))
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(holder.reload))
+    )
+    waiter = loop.create_task(_serving_when_loaded(holder, health_servicer))
+    log.info("worker listening", extra={"port": bound, "tls": bool(tls)})
     await stop.wait()
+    waiter.cancel()
     log.info("draining", extra={"grace_seconds": settings.grace_seconds})
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.grace_seconds)
     log.info("worker stopped")
 
 
-async def _reload(holder: ModelHolder) -> None:
-    await asyncio.to_thread(holder.reload)
+async def _serving_when_loaded(holder: ModelHolder, health_servicer: Any) -> None:
+    """SERVING once a model is in use; without one, keep trying to load it."""
+    while holder.bundle is None:
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        try:
+            holder.bundle = await asyncio.to_thread(holder._load)
+        except ArtifactError as exc:
+            log.info("still waiting for a model", extra={"reason": str(exc)})
+    for name in ("", SERVICE.full_name):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("worker serving", extra={"model_version": holder().version})
+
+
+def _reload_others(supervised: bool) -> Callable[[], None]:
+    """After an admin reload in one worker, ask the supervisor to reload them all."""
+
+    def signal_supervisor() -> None:
+        if supervised:
+            os.kill(os.getppid(), signal.SIGUSR1)
+
+    return signal_supervisor
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -120,83 +184,109 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(settings: Settings, holder: ModelHolder, port: int) -> int:
-    asyncio.run(serve(settings, holder, port))
+def run_worker(settings: Settings, holder: ModelHolder, port: int, supervised: bool) -> int:
+    asyncio.run(serve(settings, holder, port, supervised))
     return 0
 
 
-def supervise(settings: Settings, holder: ModelHolder, port: int) -> int:
-    """Fork the workers, pass signals on, restart a worker that dies unexpectedly."""
-    children: dict[int, int] = {}
-    stopping = False
+class Supervisor:
+    """Forks the workers, passes signals on, restarts a worker that dies unexpectedly."""
 
-    def spawn(slot: int) -> None:
+    def __init__(self, settings: Settings, holder: ModelHolder, port: int) -> None:
+        self.settings, self.holder, self.port = settings, holder, port
+        self.children: dict[int, int] = {}
+        self.stopping = False
+
+    def spawn(self, slot: int) -> None:
         pid = os.fork()
         if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
-                code = run_worker(settings, holder, port)
+                code = run_worker(self.settings, self.holder, self.port, supervised=True)
             finally:
                 os._exit(code)
-        children[pid] = slot
+        self.children[pid] = slot
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
+    def forward(self, signum: int, _frame: object) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
-            stopping = True
-        for pid in children:
+            self.stopping = True
+        passed = signal.SIGHUP if signum == signal.SIGUSR1 else signum
+        passed = signal.SIGTERM if passed == signal.SIGINT else passed
+        for pid in self.children:
             with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+                os.kill(pid, passed)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    for slot in range(settings.workers):
-        spawn(slot)
-    failures = 0
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        slot = children.pop(pid)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            failures += 1
-        if not stopping:
-            log.error("worker exited; restarting it", extra={"worker_pid": pid, "exit_code": code})
-            time.sleep(min(5.0, 0.2 * failures))
-            spawn(slot)
-    return 0 if failures == 0 else 1
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, self.forward)
+        for slot in range(self.settings.workers):
+            self.spawn(slot)
+        failures = 0
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            slot = self.children.pop(pid)
+            if self.settings.metrics_port:
+                metrics.worker_exited(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                failures += 1
+            if not self.stopping:
+                log.error(
+                    "worker exited; restarting it", extra={"worker_pid": pid, "exit_code": code}
+                )
+                time.sleep(min(5.0, 0.2 * failures))
+                self.spawn(slot)
+        return 0 if failures == 0 else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logs.configure(settings.log_level)
+    key = os.environ.get(SIGNING_KEY_ENV, "").encode() or None
+    metrics_dir = metrics.prepare() if settings.metrics_port else None
     try:
-        holder = ModelHolder(settings.model)
+        holder = ModelHolder(settings.model, key, required=not settings.wait_for_model)
     except ArtifactError as exc:
         log.error("cannot start: no usable model", extra={"reason": str(exc)})
         print(f"topicstance-server: {exc}", file=sys.stderr)
         return 2
-    reservation = reserve_port(settings.host, settings.port)
+    try:
+        reservation = reserve_port(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"topicstance-server: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     port = reservation.getsockname()[1]
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.host)
+    version = holder.bundle.version if holder.bundle is not None else None
     log.info(
         "serving",
         extra={
             "host": settings.host,
             "port": port,
             "workers": settings.workers,
-            "model_version": holder().version,
+            "model_version": version,
+            "metrics_port": settings.metrics_port or None,
         },
     )
     try:
         if settings.workers == 1:
-            return run_worker(settings, holder, port)
-        return supervise(settings, holder, port)
+            return run_worker(settings, holder, port, supervised=False)
+        return Supervisor(settings, holder, port).run()
     finally:
         reservation.close()
+        if metrics_dir is not None:
+            metrics.cleanup(metrics_dir)
 
 
 if __name__ == "__main__":

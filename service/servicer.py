@@ -1,98 +1,31 @@
 """The gRPC servicer: validates requests, calls the model, translates the results.
 
 It holds no ML logic: sections come from service.sections, predictions from the
-model bundle, and this module only checks limits and builds messages.
+model bundle (through the micro-batcher), and this module only checks limits,
+builds messages and wires the methods to their safe request parsers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import timestamp_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from service.batching import Batcher, ModelSource
 from service.bundle import Evidence, ModelBundle, SectionPrediction
 from service.config import Settings
+from service.observe import CallObserver
 from service.sections import Section, single_section, split_sections
+from service.validation import InvalidRequest, Limits, RequestError, parser
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
-
-class RequestError(Exception):
-    """A request that breaks a rule; becomes a status with a BadRequest detail."""
-
-    def __init__(self, code: grpc.StatusCode, field: str, description: str) -> None:
-        super().__init__(f"{field}: {description}")
-        self.code, self.field, self.description = code, field, description
-
-    def to_status(self) -> grpc.Status:
-        detail = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=self.field, description=self.description
-                )
-            ]
-        )
-        status = status_pb2.Status(code=getattr(code_pb2, self.code.name), message=str(self))
-        status.details.add().Pack(detail)
-        converted: grpc.Status = rpc_status.to_status(status)
-        return converted
-
-
-class Limits:
-    """The request rules, each failing with the field and the limit named."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def text(self, field: str, text: str, limit: int | None = None) -> None:
-        limit = limit or self.settings.max_text_chars
-        if len(text) > limit:
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                field,
-                f"is {len(text)} characters; the limit is {limit}",
-            )
-        if not any(ch.isalnum() for ch in text):
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT, field, "must contain at least one letter or digit"
-            )
-
-    def heading(self, field: str, heading: str) -> None:
-        if len(heading) > self.settings.max_text_chars:
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                field,
-                f"is {len(heading)} characters; the limit is {self.settings.max_text_chars}",
-            )
-        if "\n" in heading or "\r" in heading:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, field, "must be a single line")
-
-    def batch(self, field: str, count: int) -> None:
-        if count == 0:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT, field, "must hold at least one text"
-            )
-        if count > self.settings.max_batch_texts:
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                field,
-                f"holds {count} texts; the limit is {self.settings.max_batch_texts}",
-            )
-
-    def sections(self, field: str, count: int) -> None:
-        if count > self.settings.max_sections:
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                field,
-                f"splits into {count} sections; the limit is {self.settings.max_sections}",
-            )
+SERVICE = pb.DESCRIPTOR.services_by_name["TopicStanceService"]
+StreamItem = pb.StreamClassifyTextsRequest | InvalidRequest
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestError) -> NoReturn:
@@ -100,12 +33,21 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestErro
     raise AssertionError("abort_with_status returns only by raising")
 
 
+async def _valid(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """Answer a request that did not parse with its error."""
+    if isinstance(request, InvalidRequest):
+        await _abort(context, request.error)
+
+
 class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     """Implements topicstance.v1.TopicStanceService on top of a model source."""
 
-    def __init__(self, model: ModelSource, settings: Settings) -> None:
+    def __init__(
+        self, model: ModelSource, settings: Settings, observer: CallObserver | None = None
+    ) -> None:
         self._model = model
         self._settings = settings
+        self._observer = observer
         self._limits = Limits(settings)
         self._batcher = Batcher(
             model, settings.max_batch_sections, settings.max_batch_wait_ms / 1000
@@ -114,6 +56,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     async def ClassifyText(
         self, request: pb.ClassifyTextRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ClassifyTextResponse:
+        await _valid(request, context)
         try:
             section = self._text_section(request.text, request.heading, "text", "heading")
         except RequestError as error:
@@ -124,6 +67,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     async def ClassifyDocument(
         self, request: pb.ClassifyDocumentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ClassifyDocumentResponse:
+        await _valid(request, context)
         try:
             self._limits.text("text", request.text, self._settings.max_document_chars)
             sections = split_sections(request.text)
@@ -136,6 +80,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     async def BatchClassifyTexts(
         self, request: pb.BatchClassifyTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.BatchClassifyTextsResponse:
+        await _valid(request, context)
         try:
             self._limits.batch("texts", len(request.texts))
             sections = [
@@ -149,7 +94,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
 
     async def StreamClassifyTexts(
         self,
-        requests: AsyncIterator[pb.StreamClassifyTextsRequest],
+        requests: AsyncIterator[StreamItem],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.StreamClassifyTextsResponse]:
         """Requests that arrive while others are classified are classified together.
@@ -157,18 +102,18 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         Answers keep the order of the requests; a bad request is answered with an
         error status only after every request before it has its answer.
         """
-        pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None] = asyncio.Queue()
+        pending: asyncio.Queue[StreamItem | None] = asyncio.Queue()
         reader = asyncio.create_task(_read_all(requests, pending))
         try:
             while batch := await _drain(pending, self._settings.max_batch_sections):
-                sections, error = self._stream_sections(batch)
-                for run in _runs_by_explain(batch[: len(sections)]):
+                valid, sections, error = self._stream_sections(batch)
+                for run in _runs_by_explain(valid):
                     results = await self._classify(
-                        [sections[i] for i in run], in_heading=True, explain=batch[run[0]].explain
+                        [sections[i] for i in run], in_heading=True, explain=valid[run[0]].explain
                     )
                     for index, result in zip(run, results, strict=True):
                         yield pb.StreamClassifyTextsResponse(
-                            request_id=batch[index].request_id, result=result
+                            request_id=valid[index].request_id, result=result
                         )
                 if error is not None:
                     await _abort(context, error)
@@ -178,24 +123,28 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     async def GetModelInfo(
         self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetModelInfoResponse:
+        await _valid(request, context)
         return model_info(self._model(), self._settings.limits())
 
     def _stream_sections(
-        self, batch: Sequence[pb.StreamClassifyTextsRequest]
-    ) -> tuple[list[Section], RequestError | None]:
-        """The sections of the valid requests before the first invalid one, and its error."""
-        sections = []
+        self, batch: Sequence[StreamItem]
+    ) -> tuple[list[pb.StreamClassifyTextsRequest], list[Section], RequestError | None]:
+        """The valid requests before the first invalid one, their sections, and its error."""
+        valid: list[pb.StreamClassifyTextsRequest] = []
+        sections: list[Section] = []
         for request in batch:
+            if isinstance(request, InvalidRequest):
+                return valid, sections, request.error
             label = f"request_id {request.request_id!r}"
             try:
-                sections.append(
-                    self._text_section(
-                        request.text, request.heading, f"text ({label})", f"heading ({label})"
-                    )
+                section = self._text_section(
+                    request.text, request.heading, f"text ({label})", f"heading ({label})"
                 )
             except RequestError as error:
-                return sections, error
-        return sections, None
+                return valid, sections, error
+            valid.append(request)
+            sections.append(section)
+        return valid, sections, None
 
     def _text_section(
         self, text: str, heading: str, text_field: str, heading_field: str
@@ -208,13 +157,22 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     async def _classify(
         self, sections: Sequence[Section], in_heading: bool, explain: bool
     ) -> list[pb.SectionResult]:
-        bundle, predictions = await self._batcher.predict(
-            [s.model_text for s in sections], explain=explain
-        )
-        return [
-            section_result(section, prediction, bundle.version, in_heading)
-            for section, prediction in zip(sections, predictions, strict=True)
-        ]
+        """Classify in chunks of at most one batch: a call whose client has gone
+        (deadline passed, cancelled) is cancelled at the next chunk, not at the end."""
+        results = []
+        size = self._settings.max_batch_sections
+        for start in range(0, len(sections), size):
+            chunk = sections[start : start + size]
+            bundle, predictions = await self._batcher.predict(
+                [s.model_text for s in chunk], explain=explain
+            )
+            if self._observer is not None:
+                self._observer.predicted(predictions)
+            results += [
+                section_result(section, prediction, bundle.version, in_heading)
+                for section, prediction in zip(chunk, predictions, strict=True)
+            ]
+        return results
 
 
 def _runs_by_explain(batch: Sequence[pb.StreamClassifyTextsRequest]) -> list[list[int]]:
@@ -229,8 +187,8 @@ def _runs_by_explain(batch: Sequence[pb.StreamClassifyTextsRequest]) -> list[lis
 
 
 async def _read_all(
-    requests: AsyncIterator[pb.StreamClassifyTextsRequest],
-    pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None],
+    requests: AsyncIterator[StreamItem],
+    pending: asyncio.Queue[StreamItem | None],
 ) -> None:
     try:
         async for request in requests:
@@ -239,9 +197,7 @@ async def _read_all(
         pending.put_nowait(None)
 
 
-async def _drain(
-    pending: asyncio.Queue[pb.StreamClassifyTextsRequest | None], limit: int
-) -> list[pb.StreamClassifyTextsRequest]:
+async def _drain(pending: asyncio.Queue[StreamItem | None], limit: int) -> list[StreamItem]:
     """Wait for one request, then take whatever else is waiting (up to `limit`).
 
     An empty list means the client closed its side of the stream.
@@ -257,6 +213,28 @@ async def _drain(
             break
         batch.append(item)
     return batch
+
+
+class AdminServicer(pb_grpc.TopicStanceAdminServiceServicer):
+    """ReloadModel: verify and swap the model here, then have every other worker follow."""
+
+    def __init__(
+        self,
+        reload: Callable[[], str | None],
+        version: Callable[[], str],
+        reload_others: Callable[[], None],
+    ) -> None:
+        self._reload, self._version, self._reload_others = reload, version, reload_others
+
+    async def ReloadModel(
+        self, request: pb.ReloadModelRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ReloadModelResponse:
+        error = await asyncio.to_thread(self._reload)
+        if error is None:
+            self._reload_others()
+        return pb.ReloadModelResponse(
+            reloaded=error is None, model_version=self._version(), error=error or ""
+        )
 
 
 def section_result(
@@ -338,3 +316,34 @@ def flatten_numbers(tree: Mapping[str, Any], prefix: str = "") -> dict[str, floa
         elif isinstance(value, int | float) and not isinstance(value, bool):
             flat[path] = float(value)
     return flat
+
+
+def rpc_handlers(
+    servicer: TopicStanceServicer, settings: Settings, observer: CallObserver
+) -> grpc.GenericRpcHandler:
+    """The service's methods with parsers that never raise and calls that are observed.
+
+    gRPC's own limit is set well above `max_message_bytes` (see server wiring), so a
+    request over the limit still reaches the parser and gets a named error.
+    """
+    handlers = {}
+    for method in SERVICE.methods:
+        request_type = pb.DESCRIPTOR.message_types_by_name[method.input_type.name]
+        response_type = pb.DESCRIPTOR.message_types_by_name[method.output_type.name]
+        request_class = getattr(pb, request_type.name)
+        response_class = getattr(pb, response_type.name)
+        parse = parser(request_class, settings.max_message_bytes)
+        implementation = getattr(servicer, method.name)
+        if method.client_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                observer.stream(method.name, implementation),
+                request_deserializer=parse,
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                observer.unary(method.name, implementation),
+                request_deserializer=parse,
+                response_serializer=response_class.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,13 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model, trained once per test session from the committed corpus."""
+    """The default model, trained once per test session from the committed corpus.
+
+    TOPICSTANCE_TEST_MODEL names an already trained model instead (to iterate faster).
+    """
+    given = os.environ.get("TOPICSTANCE_TEST_MODEL")
+    if given:
+        return Path(given)
     out = tmp_path_factory.mktemp("model")
     assert train.main(["--data", str(DATA), "--out", str(out), "--no-report"]) == 0
     return out

@@ -51,7 +51,13 @@ def _read_logs(server: ServerProcess) -> None:
 
 
 def start_server(
-    model: Path, args: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 60.0
+    model: Path,
+    args: Sequence[str] = (),
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    credentials: grpc.ChannelCredentials | None = None,
+    wait: bool = True,
 ) -> ServerProcess:
     """Start the server on port 0 and wait until its health check says SERVING."""
     command = [sys.executable, "-m", "service.server", "--model", str(model), "--port", "0", *args]
@@ -77,14 +83,25 @@ def start_server(
     else:
         process.kill()
         raise RuntimeError(f"server did not report its port: {server.logs}")
-    wait_for_serving(server.target, deadline - time.monotonic())
+    if wait:
+        wait_for_serving(server.target, deadline - time.monotonic(), credentials)
     return server
 
 
-def wait_for_serving(target: str, timeout: float) -> None:
+def open_channel(target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(
+        target, credentials, options=[("grpc.ssl_target_name_override", "localhost")]
+    )
+
+
+def wait_for_serving(
+    target: str, timeout: float, credentials: grpc.ChannelCredentials | None = None
+) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    with open_channel(target, credentials) as opened:
+        stub = health_pb2_grpc.HealthStub(opened)
         while time.monotonic() < deadline:
             try:
                 status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status

@@ -187,3 +187,17 @@ class Mention(_message.Message):
     text: str
     in_heading: bool
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., text: _Optional[str] = ..., in_heading: _Optional[bool] = ...) -> None: ...
+
+class ReloadModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadModelResponse(_message.Message):
+    __slots__ = ("reloaded", "model_version", "error")
+    RELOADED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    reloaded: bool
+    model_version: str
+    error: str
+    def __init__(self, reloaded: _Optional[bool] = ..., model_version: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...

@@ -275,3 +275,81 @@ class TopicStanceService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class TopicStanceAdminServiceStub:
+    """Operations for whoever runs the server; served only with `--admin`.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReloadModel = channel.unary_unary(
+                '/topicstance.v1.TopicStanceAdminService/ReloadModel',
+                request_serializer=topicstance_dot_v1_dot_topicstance__pb2.ReloadModelRequest.SerializeToString,
+                response_deserializer=topicstance_dot_v1_dot_topicstance__pb2.ReloadModelResponse.FromString,
+                _registered_method=True)
+
+
+class TopicStanceAdminServiceServicer:
+    """Operations for whoever runs the server; served only with `--admin`.
+    """
+
+    def ReloadModel(self, request, context):
+        """Reloads the model from its configured path. The new artifact is verified
+        (signature, SHA-256, library versions, a smoke prediction) before it
+        replaces the one in use; on failure the old model keeps serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TopicStanceAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModel,
+                    request_deserializer=topicstance_dot_v1_dot_topicstance__pb2.ReloadModelRequest.FromString,
+                    response_serializer=topicstance_dot_v1_dot_topicstance__pb2.ReloadModelResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'topicstance.v1.TopicStanceAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('topicstance.v1.TopicStanceAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TopicStanceAdminService:
+    """Operations for whoever runs the server; served only with `--admin`.
+    """
+
+    @staticmethod
+    def ReloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/topicstance.v1.TopicStanceAdminService/ReloadModel',
+            topicstance_dot_v1_dot_topicstance__pb2.ReloadModelRequest.SerializeToString,
+            topicstance_dot_v1_dot_topicstance__pb2.ReloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
