@@ -8,7 +8,7 @@ DATA := training/data
 MODEL ?= $(or $(TOPICSTANCE_MODEL),models/default)
 PROTO := proto/topicstance/v1/topicstance.proto
 
-.PHONY: serve test lint typecheck proto train data-card bench container-test clean
+.PHONY: serve test lint typecheck proto train bench container-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The model is built from the committed corpus when it is missing; the default
-# model is also rebuilt when the corpus is newer than it.
+# The model is built from the committed corpus when it is missing (train.py writes
+# a versioned artifact and points CURRENT at it); the default model is also rebuilt
+# when the corpus is newer than it.
 ifeq ($(MODEL),models/default)
 MODEL_INPUTS := $(wildcard $(DATA)/*.jsonl) $(DATA)/taxonomy.toml
 endif
-$(MODEL)/manifest.json: $(MODEL_INPUTS) | $(STAMP)
+$(MODEL)/CURRENT: $(MODEL_INPUTS) | $(STAMP)
 	$(BIN)/python training/train.py --data $(DATA) --out $(MODEL)
 
 ## serve: serve on port 50051 (TOPICSTANCE_* variables pass through)
-serve: $(STAMP) $(MODEL)/manifest.json
+serve: $(STAMP) $(MODEL)/CURRENT
 	TOPICSTANCE_MODEL=$(MODEL) $(BIN)/topicstance-server
 
 ## test: lint, types, proto lint and freshness, data validation, unit and integration tests
@@ -54,8 +55,12 @@ train: $(STAMP)
 	$(BIN)/python training/train.py --data $(DATA) --out models/default
 
 ## bench: topicstance vs the in-process limit vs MLServer, side by side (about 6 minutes)
-bench: $(STAMP) models/default/manifest.json
+bench: $(STAMP) models/default/CURRENT
 	$(BIN)/python -m benchmarks.run --model models/default
+
+## container-test: build the image, run it, classify through it, SIGTERM it (docker or podman)
+container-test: $(STAMP)
+	bash deploy/container-test.sh
 
 clean:
 	rm -rf $(VENV) node_modules models .bench .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -31,7 +31,7 @@ import sklearn
 
 from service import inference
 from service.actors import ActorMatcher, Mention
-from service.features import ACTOR_TOKEN, OTHER_TOKEN, stance_inputs
+from service.features import ACTOR_TOKEN, OTHER_TOKEN, sentence_spans, stance_inputs
 
 ARTIFACT_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -212,11 +212,13 @@ class ModelBundle:
         self.topics: tuple[str, ...] = tuple(payload["topics"])
         self.none_topic: str = payload["none_topic"]
         self.stances: tuple[str, ...] = tuple(payload["stances"])
+        self.neutral_stance: str | None = payload.get("neutral_stance")
         self.actor_config: dict[str, Any] = payload["actors"]
         self.thresholds = np.asarray([payload["thresholds"][t] for t in self.topics])
         self.topic_features = payload["topic_features"]
         self.topic_classifier = payload["topic_classifier"]
         self.primary_classifier = payload["primary_classifier"]
+        self.topic_stacker: dict[str, np.ndarray] | None = payload.get("topic_stacker")
         self.stance_model = payload["stance_model"]
         self.matcher = ActorMatcher.from_config(self.actor_config)
         self._primary_labels = [str(c) for c in self.primary_classifier.classes_]
@@ -233,6 +235,11 @@ class ModelBundle:
             return []
         features = inference.transform(self.topic_features, list(texts))
         topic_probs = inference.predict_proba(self.topic_classifier, features)
+        if self.topic_stacker is not None:
+            highest, passing = sentence_evidence(texts, self.topic_features, self.topic_classifier)
+            topic_probs = stacked_probs(
+                stack_inputs(topic_probs, highest, passing), self.topic_stacker
+            )
         primary_probs = inference.predict_proba(self.primary_classifier, features)
         primaries = [self._primary_labels[i] for i in primary_probs.argmax(axis=1)]
         mentions = [self.matcher.find(text) for text in texts]
@@ -305,6 +312,45 @@ class ModelBundle:
 
 
 TOP_TERMS = 5
+SENTENCE_MIN_WORDS = 4
+
+
+def sentence_evidence(
+    texts: Sequence[str], features: Any, classifier: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per text and topic: the highest probability any one sentence gets, and how many
+    sentences pass 0.5. A topic is listed when a full sentence is about it, and this
+    is what a whole-section score dilutes."""
+    sentences, owners = [], []
+    for index, text in enumerate(texts):
+        for start, end in sentence_spans(text):
+            if len(text[start:end].split()) >= SENTENCE_MIN_WORDS:
+                sentences.append(text[start:end])
+                owners.append(index)
+    width = len(classifier.classes_)
+    highest, passing = np.zeros((len(texts), width)), np.zeros((len(texts), width))
+    if sentences:
+        probs = inference.predict_proba(classifier, inference.transform(features, sentences))
+        rows = np.asarray(owners)
+        np.maximum.at(highest, rows, probs)
+        np.add.at(passing, rows, probs >= 0.5)
+    return highest, passing
+
+
+def stack_inputs(section: np.ndarray, highest: np.ndarray, passing: np.ndarray) -> np.ndarray:
+    """The stacker's three inputs per topic: section and best-sentence log-odds, count."""
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        clipped = np.clip(p, 1e-6, 1 - 1e-6)
+        return np.asarray(np.log(clipped / (1 - clipped)))
+
+    return np.stack([logit(section), logit(highest), passing], axis=-1)
+
+
+def stacked_probs(inputs: np.ndarray, stacker: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per topic, a logistic combination of section and sentence evidence."""
+    scores = np.einsum("ntk,tk->nt", inputs, stacker["coef"]) + stacker["intercept"]
+    return np.asarray(1.0 / (1.0 + np.exp(-scores)))
 
 
 class Explainer:

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import json_format
@@ -82,11 +83,8 @@ def classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="topicstance", description="Client for the topicstance service."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_classify_command(commands: Any) -> None:
+    """`classify FILE|-`: split a document into sections and classify them."""
     classify_cmd = commands.add_parser(
         "classify", help="split a document into sections and classify them"
     )
@@ -104,19 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     classify_cmd.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
     classify_cmd.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
     classify_cmd.set_defaults(run=classify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="topicstance", description="Client for the topicstance service."
+    )
+    add_classify_command(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command; errors become one line on stderr and exit code 1."""
     try:
         return int(args.run(args))
     except grpc.RpcError as error:
         print(f"topicstance: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
     except (OSError, UnicodeDecodeError) as error:
-        print(f"topicstance: cannot read {args.file}: {error}", file=sys.stderr)
+        print(
+            f"topicstance: cannot read {getattr(error, 'filename', None) or args.file}: {error}",
+            file=sys.stderr,
+        )
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

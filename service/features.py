@@ -162,7 +162,7 @@ class MaskedSection(_FeatureLists):
 
 
 class ActorContext(_FeatureLists):
-    """The context's words tagged with the actor ("russia|launched"): what a word
+    """The context's words tagged with the actor ("<actor name>|launched"): what a word
     means for one actor's stance can differ from what it means for another's."""
 
     def __init__(self, window: int = 0) -> None:

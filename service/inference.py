@@ -72,7 +72,10 @@ def _raw_block(block: Any, inputs: Any) -> _Block:
         return _Block(rows, columns, values.reshape(-1), width)
     per_doc = [final._columns(document) for document in inputs]
     lengths = [len(columns) for columns in per_doc]
-    columns = np.fromiter(chain.from_iterable(per_doc), dtype=np.int64, count=sum(lengths))
+    if per_doc and isinstance(per_doc[0], np.ndarray):
+        columns = np.concatenate(per_doc).astype(np.int64, copy=False)
+    else:
+        columns = np.fromiter(chain.from_iterable(per_doc), dtype=np.int64, count=sum(lengths))
     rows = np.repeat(np.arange(count), lengths)
     width = len(final.vectorizer_.vocabulary_)
     if not final.weighted:

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from service.bundle import resolve
 from tests.serving import REPO, ServerProcess, start_server
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 from training import train
@@ -28,7 +29,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(given)
     out = tmp_path_factory.mktemp("model")
     assert train.main(["--data", str(DATA), "--out", str(out), "--no-report"]) == 0
-    return out
+    return resolve(out)
 
 
 @pytest.fixture(scope="session")

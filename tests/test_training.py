@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import load_bundle
+from service.bundle import load_bundle, resolve
 from tests.conftest import DATA
 from training import train
 from training.dataset import load_corpus
@@ -67,8 +67,8 @@ def test_same_seed_same_model(small_corpus: Path, tmp_path: Path) -> None:
 def test_training_writes_the_report_with_its_plots(
     small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "model"
-    assert train.main(["--data", str(small_corpus), "--out", str(out)]) == 0
+    assert train.main(["--data", str(small_corpus), "--out", str(tmp_path / "model")]) == 0
+    out = resolve(tmp_path / "model")
     plots = {"confusion.png", "per_label.png", "learning_curve.png", "calibration.png"}
     expected = {"model.joblib", "manifest.json", "metrics.json", "report.md"} | plots
     assert {p.name for p in out.iterdir()} >= expected

@@ -13,13 +13,14 @@ Run `python -m training.dataset check training/data` to validate a corpus.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import re
 import sys
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,13 +108,32 @@ class Corpus:
         return digest.hexdigest()
 
 
-def load_taxonomy(path: Path) -> Taxonomy:
-    """Read a taxonomy file (TOML); errors name the file and the key."""
-    raw = path.read_bytes()
+def _read_config(path: Path) -> tuple[dict[str, Any], bytes]:
+    """A taxonomy file as a mapping: TOML, or YAML for .yaml/.yml files."""
     try:
-        config = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DataError([f"{path}: not valid TOML: {exc}"]) from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError([f"{path}: cannot read the taxonomy: {exc.strerror}"]) from exc
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            config = yaml.safe_load(raw.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise DataError([f"{path}: not valid YAML: {exc}"]) from exc
+    else:
+        try:
+            config = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise DataError([f"{path}: not valid TOML: {exc}"]) from exc
+    if not isinstance(config, dict):
+        raise DataError([f"{path}: expected a mapping of taxonomy keys"])
+    return config, raw
+
+
+def load_taxonomy(path: Path) -> Taxonomy:
+    """Read a taxonomy file (TOML or YAML); errors name the file and the key."""
+    config, raw = _read_config(path)
     problems = []
     for key in ("topics", "stances"):
         values = config.get(key)
@@ -169,13 +189,28 @@ def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path)
     ]
 
 
-def load_corpus(path: Path, taxonomy_path: Path | None = None) -> Corpus:
-    """Load and validate a corpus directory (every `*.jsonl` in it) or one file."""
+DATA_SUFFIXES = (".jsonl", ".csv")
+
+
+def data_files(path: Path) -> list[Path]:
+    """A directory's labeled files (JSONL and CSV, by name), or the one file given."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in DATA_SUFFIXES)
+    return [path]
+
+
+def load_corpus(
+    path: Path, taxonomy_path: Path | None = None, taxonomy: Taxonomy | None = None
+) -> Corpus:
+    """Load and validate a corpus directory (every JSONL and CSV file in it) or one file."""
     directory = path if path.is_dir() else path.parent
-    taxonomy = load_taxonomy(taxonomy_path or directory / "taxonomy.toml")
-    files = sorted(directory.glob("*.jsonl")) if path.is_dir() else [path]
+    if taxonomy is None:
+        taxonomy = load_taxonomy(taxonomy_path or directory / "taxonomy.toml")
+    if not path.exists():
+        raise DataError([f"{path}: no such file or directory"])
+    files = data_files(path)
     if not files:
-        raise DataError([f"{directory}: no *.jsonl files with labeled sections"])
+        raise DataError([f"{directory}: no *.jsonl or *.csv files with labeled sections"])
     sections, problems = parse_files(files, taxonomy)
     problems += check_corpus(sections, taxonomy)
     if problems:
@@ -189,21 +224,58 @@ def parse_files(files: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Section
     sections: list[Section] = []
     problems: list[str] = []
     for path in files:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    problems.append(f"{where}: not valid JSON: {exc.msg}")
-                    continue
-                section, record_problems = parse_record(record, taxonomy, matcher, where)
-                problems += [f"{where}: {problem}" for problem in record_problems]
-                if section is not None:
-                    sections.append(section)
+        try:
+            records = list(read_records(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot read: {exc}")
+            continue
+        for where, record, error in records:
+            if error:
+                problems.append(f"{where}: {error}")
+                continue
+            section, record_problems = parse_record(record, taxonomy, matcher, where)
+            problems += [f"{where}: {problem}" for problem in record_problems]
+            if section is not None:
+                sections.append(section)
     return sections, problems
+
+
+def read_records(path: Path) -> Iterator[tuple[str, Any, str]]:
+    """(file:line, record, error) per record: JSON Lines, or CSV with a header row.
+
+    CSV columns are the JSON fields; `topics` holds labels joined by `;` (primary
+    first) and `stances` holds `actor=stance` pairs joined by `;`.
+    """
+    with path.open(encoding="utf-8", newline="") as handle:
+        if path.suffix == ".csv":
+            reader = csv.DictReader(handle)
+            for row in reader:
+                yield f"{path}:{reader.line_num}", *_csv_record(row)
+            return
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line), ""
+            except json.JSONDecodeError as exc:
+                yield f"{path}:{number}", None, f"not valid JSON: {exc.msg}"
+
+
+def _csv_record(row: dict[str | Any, str | Any]) -> tuple[Any, str]:
+    if None in row:
+        return None, "more cells than header columns"
+    record: dict[str, Any] = {k: v for k, v in row.items() if v not in (None, "")}
+    record["topics"] = [t.strip() for t in (row.get("topics") or "").split(";") if t.strip()]
+    stances: dict[str, str] = {}
+    for pair in (row.get("stances") or "").split(";"):
+        if not pair.strip():
+            continue
+        actor, sep, stance = pair.partition("=")
+        if not sep:
+            return None, f"stances: expected actor=stance pairs joined by ';', got {pair.strip()!r}"
+        stances[actor.strip()] = stance.strip()
+    record["stances"] = stances
+    return record, ""
 
 
 def parse_record(
@@ -393,6 +465,37 @@ def split(corpus: Corpus) -> tuple[list[Section], list[Section]]:
     return train, test
 
 
+def merge(base: Corpus, extra: Corpus) -> tuple[Corpus, list[str]]:
+    """Our corpus plus an analyst's: their exact duplicates of ours are dropped and
+    reported, near duplicates are reported, colliding ids are errors."""
+    ids = {s.id: s for s in base.sections}
+    collisions = [
+        f"{s.source}: id: {s.id!r} is already used in the base data ({ids[s.id].source})"
+        for s in extra.sections
+        if s.id in ids
+    ]
+    if collisions:
+        raise DataError(collisions)
+    known = {normalized(s.text): s for s in base.sections}
+    report, kept = [], []
+    for section in extra.sections:
+        twin = known.get(normalized(section.text))
+        if twin is not None:
+            report.append(f"{section.source}: duplicate of base section {twin.id}; dropped")
+        else:
+            kept.append(section)
+    texts = [s.text for s in base.sections] + [s.text for s in kept]
+    for a, b, cosine in near_duplicates(texts):
+        if a < len(base.sections) <= b:
+            theirs, ours = kept[b - len(base.sections)], base.sections[a]
+            report.append(
+                f"{theirs.source}: near duplicate of base section {ours.id} "
+                f"(TF-IDF cosine {cosine:.2f}); kept"
+            )
+    merged = Corpus(base.taxonomy, [*base.sections, *kept], [*base.files, *extra.files])
+    return merged, report
+
+
 def summary(corpus: Corpus) -> str:
     """Counts a writer needs while adding data: labels, multi-topic share, pairs."""
     sections, taxonomy = corpus.sections, corpus.taxonomy
@@ -420,10 +523,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m training.dataset check|stats PATH`: validate, or validate and count."""
     parser = argparse.ArgumentParser(prog="python -m training.dataset")
     parser.add_argument("command", choices=["check", "stats"])
-    parser.add_argument("path", type=Path, help="a corpus directory or one JSONL file")
+    parser.add_argument("path", type=Path, help="a corpus directory, or one JSONL or CSV file")
+    parser.add_argument(
+        "--config", type=Path, help="taxonomy file (default: taxonomy.toml next to the data)"
+    )
     args = parser.parse_args(argv)
     try:
-        corpus = load_corpus(args.path)
+        corpus = load_corpus(args.path, args.config)
     except DataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GroupKFold
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, cross_val_predict
 
+from service.bundle import sentence_evidence, stack_inputs, stacked_probs
 from training.dataset import Section, Taxonomy
 from training.evaluation import (
     keyword_stances,
@@ -30,6 +32,7 @@ from training.pipelines import (
 )
 
 CV_FOLDS = 5
+STACKER_FOLDS = 5
 
 
 @dataclass
@@ -40,14 +43,25 @@ class TopicHeads:
     classifier: Any
     primary: Any
     thresholds: dict[str, float]
+    stacker: dict[str, np.ndarray] | None = None
+
+    def stack_inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Section and best-sentence evidence per topic (the stacker's inputs), and primaries."""
+        matrix = self.features.transform(list(texts))
+        section = np.asarray(self.classifier.predict_proba(matrix))
+        highest, passing = sentence_evidence(texts, self.features, self.classifier)
+        primaries = [str(p) for p in self.primary.predict(matrix)]
+        return stack_inputs(section, highest, passing), primaries
 
     def predict(
         self, texts: Sequence[str], taxonomy: Taxonomy
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(probabilities, listed topics as 0/1, primary topics) by the serving rule."""
-        matrix = self.features.transform(list(texts))
-        probs = np.asarray(self.classifier.predict_proba(matrix))
-        primaries = [str(p) for p in self.primary.predict(matrix)]
+        inputs, primaries = self.stack_inputs(texts)
+        if self.stacker is not None:
+            probs = stacked_probs(inputs, self.stacker)
+        else:  # the section's own probability (the first input is its log-odds)
+            probs = 1.0 / (1.0 + np.exp(-inputs[..., 0]))
         return probs, listed_topics(probs, primaries, self.thresholds, taxonomy), primaries
 
 
@@ -79,12 +93,14 @@ def fit_topics(
     config: TopicConfig,
     seed: int,
     thresholds: dict[str, float],
+    *,
+    stacker: dict[str, np.ndarray] | None = None,
 ) -> TopicHeads:
     features = topic_features(config)
     matrix = features.fit_transform(_texts(sections))
     classifier = topic_classifier(config, seed).fit(matrix, topic_targets(sections, taxonomy))
     primary = primary_classifier(config, seed).fit(matrix, _primaries(sections, taxonomy))
-    return TopicHeads(features, classifier, primary, thresholds)
+    return TopicHeads(features, classifier, primary, thresholds, stacker)
 
 
 def folds(
@@ -96,16 +112,35 @@ def folds(
     return list(splitter.split(np.zeros(len(sections)), groups=groups))
 
 
+def fit_stacker(
+    inputs: np.ndarray, targets: np.ndarray, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per topic, a logistic regression over (section, best sentence, sentence count),
+    fitted on out-of-fold inputs; returns it and its own out-of-fold probabilities."""
+    coef, intercept = [], []
+    probs = np.zeros(targets.shape)
+    for column in range(targets.shape[1]):
+        model = LogisticRegression(C=1.0, max_iter=1000, random_state=seed)
+        probs[:, column] = cross_val_predict(
+            model, inputs[:, column], targets[:, column], cv=STACKER_FOLDS, method="predict_proba"
+        )[:, 1]
+        model.fit(inputs[:, column], targets[:, column])
+        coef.append(model.coef_[0])
+        intercept.append(model.intercept_[0])
+    return {"coef": np.asarray(coef), "intercept": np.asarray(intercept)}, probs
+
+
 def cross_validate_topics(
     sections: Sequence[Section],
     taxonomy: Taxonomy,
     config: TopicConfig,
     seed: int,
     count: int = CV_FOLDS,
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Thresholds tuned on out-of-fold scores, and each fold's scores with them."""
+) -> tuple[dict[str, float], dict[str, np.ndarray], list[dict[str, Any]]]:
+    """The stacker and thresholds, fitted and tuned on out-of-fold scores, and each
+    fold's scores with them."""
     targets = topic_targets(sections, taxonomy)
-    oof = np.zeros(targets.shape)
+    inputs = np.zeros((*targets.shape, 3))
     primaries: list[str] = [""] * len(sections)
     splits = folds(sections, count)
     neutral_thresholds = dict.fromkeys(taxonomy.topics, 0.5)
@@ -113,12 +148,11 @@ def cross_validate_topics(
         heads = fit_topics(
             [sections[i] for i in train_index], taxonomy, config, seed, neutral_thresholds
         )
-        probs, _, fold_primaries = heads.predict(
-            [sections[i].full_text for i in val_index], taxonomy
-        )
-        oof[val_index] = probs
+        fold_inputs, fold_primaries = heads.stack_inputs([sections[i].full_text for i in val_index])
+        inputs[val_index] = fold_inputs
         for i, primary in zip(val_index, fold_primaries, strict=True):
             primaries[i] = primary
+    stacker, oof = fit_stacker(inputs, targets, seed)
     thresholds = tune_thresholds(targets, oof, taxonomy.topics, primaries, taxonomy.none_topic)
     gold = _primaries(sections, taxonomy)
     scores = []
@@ -133,7 +167,7 @@ def cross_validate_topics(
                 taxonomy.topics,
             )
         )
-    return thresholds, scores
+    return thresholds, stacker, scores
 
 
 def score_topics(

@@ -66,7 +66,7 @@ def search(
     ]
     topic_rows = []
     for config in TOPIC_CANDIDATES:
-        _, folds = cross_validate_topics(train, taxonomy, config, seed, SEARCH_FOLDS)
+        _, _, folds = cross_validate_topics(train, taxonomy, config, seed, SEARCH_FOLDS)
         scores = summarize(folds, ["macro_f1", "primary_accuracy"])
         topic_rows.append((config, scores["macro_f1"]["mean"], scores["primary_accuracy"]["mean"]))
     best_topic = max(topic_rows, key=lambda row: row[1] + row[2])[0]

@@ -1,21 +1,30 @@
 """Train the topic and stance heads, score them on the held-out split, save the artifact.
 
     python training/train.py --data training/data --out models/default [--seed N]
-                             [--search] [--no-report]
+                             [--base-data DIR] [--config TAXONOMY] [--search] [--no-report]
 
-Writes model.joblib, manifest.json, metrics.json and (unless --no-report)
-report.md with its plots. Deterministic for a given seed and corpus, apart from
-the creation time in the version.
+--out is a model directory: each run writes a new artifact directory inside it,
+named by its version, then points `CURRENT` at it (unless --no-publish). A server
+using that directory keeps its model until it reloads (SIGHUP or ReloadModel), so
+a retrain never takes the service down. An artifact written directly in --out by
+an older layout is never overwritten without --force.
+
+Each artifact holds model.joblib, manifest.json, metrics.json and (unless
+--no-report) report.md with its plots. Deterministic for a given seed and corpus,
+apart from the creation time in the version.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,9 +33,20 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
-from service.bundle import save_artifact
+from service.bundle import MANIFEST_FILE, POINTER_FILE, file_sha256, publish, save_artifact
+from service.config import SIGNING_KEY_ENV
 from training import report
-from training.dataset import DataError, Section, Taxonomy, group_hash, load_corpus, split
+from training.dataset import (
+    Corpus,
+    DataError,
+    Section,
+    Taxonomy,
+    group_hash,
+    load_corpus,
+    load_taxonomy,
+    merge,
+    split,
+)
 from training.heads import (
     CV_FOLDS,
     HeldOut,
@@ -54,12 +74,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=Path("training/data"), help="corpus directory")
     parser.add_argument(
-        "--out", type=Path, default=Path("models/default"), help="artifact directory"
+        "--data",
+        type=Path,
+        default=Path("training/data"),
+        help="labeled data: a directory or a file",
     )
+    parser.add_argument(
+        "--base-data", type=Path, help="a corpus to train on as well (e.g. training/data)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("models/default"), help="model directory")
     parser.add_argument("--seed", type=int, default=13, help="random seed")
-    parser.add_argument("--config", type=Path, help="taxonomy file (default: DATA/taxonomy.toml)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="taxonomy file, TOML or YAML (default: taxonomy.toml next to the base data or data)",
+    )
+    parser.add_argument(
+        "--no-publish", action="store_true", help="write the artifact but leave CURRENT alone"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an artifact written directly in --out"
+    )
     parser.add_argument("--search", action="store_true", help="compare model families first (slow)")
     parser.add_argument(
         "--no-report", action="store_true", help="skip the learning curve and plots"
@@ -89,6 +125,7 @@ def learning_curve(
     *,
     configs: tuple[TopicConfig, StanceConfig],
     thresholds: dict[str, float],
+    stacker: dict[str, np.ndarray],
     seed: int,
 ) -> list[dict[str, float]]:
     """Held-out scores of models fitted on growing shares of the training groups."""
@@ -97,7 +134,7 @@ def learning_curve(
     for fraction in LEARNING_FRACTIONS:
         chosen = set(groups[: max(2, round(len(groups) * fraction))])
         subset = [s for s in train if s.group in chosen]
-        heads = fit_topics(subset, taxonomy, configs[0], seed, thresholds)
+        heads = fit_topics(subset, taxonomy, configs[0], seed, thresholds, stacker=stacker)
         held = evaluate(heads, fit_stances(subset, taxonomy, configs[1], seed), test, taxonomy)
         points.append(
             {
@@ -114,15 +151,76 @@ def one_hot(labels: list[str], vocabulary: tuple[str, ...]) -> np.ndarray:
     return np.asarray([[int(label == v) for v in vocabulary] for label in labels], dtype=int)
 
 
+def load_data(args: argparse.Namespace) -> Corpus:
+    """The data to train on: --data alone, or --base-data plus --data (duplicates reported)."""
+    if args.base_data is None:
+        return load_corpus(args.data, args.config)
+    base_dir = args.base_data if args.base_data.is_dir() else args.base_data.parent
+    taxonomy = load_taxonomy(args.config or base_dir / "taxonomy.toml")
+    base = load_corpus(args.base_data, taxonomy=taxonomy)
+    corpus, report = merge(base, load_corpus(args.data, taxonomy=taxonomy))
+    for line in report:
+        print(f"note: {line}")
+    return corpus
+
+
+def artifact_directory(out: Path, version: str, force: bool) -> Path | None:
+    """Where this run's artifact goes, or None when that would overwrite one."""
+    if (out / MANIFEST_FILE).is_file():
+        return out if force else None
+    return out / version
+
+
+def code_version() -> dict[str, Any]:
+    """The package version and, in a git checkout, the commit and whether it was dirty."""
+    repo = Path(__file__).resolve().parents[1]
+    described: dict[str, Any] = {"package": package_version("topicstance")}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "service", "training"],
+            cwd=repo, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return described
+    return {**described, "git_commit": commit, "git_dirty": bool(dirty)}
+
+
+def provenance(corpus: Corpus, args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest records about the data, the taxonomy, the settings and the code."""
+    counts: dict[str, int] = {}
+    for section in corpus.sections:
+        path = section.source.rsplit(":", 1)[0]
+        counts[path] = counts.get(path, 0) + 1
+    return {
+        "data": [
+            {"file": str(path), "sha256": file_sha256(path), "sections": counts.get(str(path), 0)}
+            for path in corpus.files
+        ],
+        "taxonomy_sha256": corpus.taxonomy.source_sha256,
+        "config": {**config, "seed": args.seed},
+        "code": code_version(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     try:
-        corpus = load_corpus(args.data, args.config)
+        corpus = load_data(args)
     except DataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in the data; nothing was written", file=sys.stderr)
+        return 1
+    if (args.out / MANIFEST_FILE).is_file() and not args.force:
+        print(
+            f"{args.out} holds an artifact directly, perhaps the one a server is using: "
+            "refusing to overwrite it (give another --out, or --force)",
+            file=sys.stderr,
+        )
         return 1
     taxonomy = corpus.taxonomy
     train, test = split(corpus)
@@ -137,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             "comparing model families by cross-validation",
             lambda: search(train, taxonomy, args.seed),
         )
-    thresholds, topic_folds = progress.step(
+    thresholds, stacker, topic_folds = progress.step(
         f"cross-validating topics ({CV_FOLDS} folds)",
         lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
     )
@@ -147,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     heads = progress.step(
         "fitting the topic heads",
-        lambda: fit_topics(train, taxonomy, topic_config, args.seed, thresholds),
+        lambda: fit_topics(train, taxonomy, topic_config, args.seed, thresholds, stacker=stacker),
     )
     stance_model = progress.step(
         "fitting the stance head", lambda: fit_stances(train, taxonomy, stance_config, args.seed)
@@ -164,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 taxonomy,
                 configs=(topic_config, stance_config),
                 thresholds=thresholds,
+                stacker=stacker,
                 seed=args.seed,
             ),
         )
@@ -188,24 +287,30 @@ def main(argv: list[str] | None = None) -> int:
     }
     created = datetime.now(UTC).replace(microsecond=0)
     dataset_sha = corpus.sha256()
+    version = f"{dataset_sha[:12]}-{created:%Y%m%dT%H%M%SZ}"
+    out = artifact_directory(args.out, version, args.force)
+    assert out is not None  # refused above
     metrics["training_seconds"] = round(time.perf_counter() - started, 1)
+    key = os.environ.get(SIGNING_KEY_ENV, "").encode() or None
     manifest = progress.step(
         "writing the artifact",
         lambda: save_artifact(
-            args.out,
+            out,
             {
                 "topic_features": heads.features,
                 "topic_classifier": heads.classifier,
                 "primary_classifier": heads.primary,
+                "topic_stacker": heads.stacker,
                 "stance_model": stance_model,
                 "topics": list(taxonomy.topics),
                 "none_topic": taxonomy.none_topic,
                 "stances": list(taxonomy.stances),
                 "actors": taxonomy.actors,
+                "neutral_stance": taxonomy.neutral_stance,
                 "thresholds": thresholds,
             },
             {
-                "version": f"{dataset_sha[:12]}-{created:%Y%m%dT%H%M%SZ}",
+                "version": version,
                 "created": created.isoformat().replace("+00:00", "Z"),
                 "dataset_sha256": dataset_sha,
                 "seed": args.seed,
@@ -215,19 +320,27 @@ def main(argv: list[str] | None = None) -> int:
                 "stances": list(taxonomy.stances),
                 "thresholds": thresholds,
                 "metrics": _headline(metrics),
+                **provenance(corpus, args, metrics["config"]),
             },
+            key,
         ),
     )
     metrics["artifact_bytes"] = manifest["artifact_bytes"]
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if not args.no_report:
         progress.step(
             "writing report.md and plots",
-            lambda: write_report(args.out, metrics, manifest, held, taxonomy),
+            lambda: write_report(out, metrics, manifest, held, taxonomy),
         )
     print(_summary(metrics))
     size_mb = manifest["artifact_bytes"] / 1e6
-    print(f"wrote {args.out} (version {manifest['version']}, {size_mb:.1f} MB)")
+    print(f"wrote {out} (version {version}, {size_mb:.1f} MB)")
+    if out != args.out and not args.no_publish:
+        publish(args.out, version)
+        print(
+            f"published: {args.out / POINTER_FILE} -> {version} "
+            "(a running server switches on SIGHUP or ReloadModel)"
+        )
     return 0
 
 
