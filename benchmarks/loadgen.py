@@ -27,7 +27,7 @@ import grpc
 
 Call = Callable[[list[str]], Awaitable[int]]
 STREAM_WINDOW = 8
-CONNECTIONS = 4
+CONNECTIONS = 8
 
 
 def percentile(values: list[float], share: float) -> float:

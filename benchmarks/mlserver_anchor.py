@@ -24,7 +24,7 @@ import joblib
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from service.bundle import ARTIFACT_FILE, verify_artifact
+from service.bundle import ARTIFACT_FILE, resolve, verify_artifact
 
 REPO = Path(__file__).resolve().parents[1]  # our feature classes must unpickle there too
 VENV = REPO / ".bench" / "mlserver-venv"
@@ -76,8 +76,9 @@ def ensure_venv() -> Path:
 
 def export_topic_pipeline(model: Path, out: Path) -> Path:
     """Our fitted topic features and classifier as one Pipeline, saved with joblib."""
-    manifest = verify_artifact(model)
-    payload = joblib.load(model / manifest.get("artifact_file", ARTIFACT_FILE))
+    directory = resolve(model)
+    manifest = verify_artifact(directory)
+    payload = joblib.load(directory / manifest.get("artifact_file", ARTIFACT_FILE))
     pipeline = Pipeline(
         [("features", payload["topic_features"]), ("classifier", payload["topic_classifier"])]
     )

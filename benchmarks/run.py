@@ -128,7 +128,7 @@ def bench_ours(
                     "batch",
                     texts,
                     args,
-                    concurrency=4,
+                    concurrency=8,
                     batch_size=64,
                 )
             )
@@ -155,7 +155,7 @@ def bench_mlserver(model: Path, texts: Path, args: argparse.Namespace) -> list[d
                 target = f"127.0.0.1:{grpc_port}"
                 single = load(python, target, "mlserver-single", texts, args, concurrency=32)
                 batch = load(
-                    python, target, "mlserver-batch", texts, args, concurrency=4, batch_size=64
+                    python, target, "mlserver-batch", texts, args, concurrency=8, batch_size=64
                 )
                 rss = rss_mb(process.pid) + sum(rss_mb(pid) for pid in children(process.pid))
             results.append({"config": config.name, "single": single, "batch": batch, "rss_mb": rss})

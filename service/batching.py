@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from service.bundle import ModelBundle, SectionPrediction
 
 ModelSource = Callable[[], ModelBundle]
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,11 +33,15 @@ class _Job:
 class Batcher:
     """Collects texts from concurrent calls and predicts them together.
 
-    Predictions run on one worker thread, so the event loop stays free to accept
-    calls, answer health checks and handle signals while a batch is computed.
+    Predictions run on one model thread, so the event loop stays free to accept
+    calls, answer health checks and handle signals while a batch is computed. The
+    model is looked up on that thread, so whatever else runs there (a reload) never
+    overlaps a prediction.
     """
 
-    def __init__(self, model: ModelSource, max_batch: int, max_wait: float) -> None:
+    def __init__(
+        self, model: ModelSource, max_batch: int, max_wait: float, thread: Executor | None = None
+    ) -> None:
         self._model = model
         self._max_batch = max(1, max_batch)
         self._max_wait = max_wait
@@ -43,7 +49,7 @@ class Batcher:
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._thread = thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
     async def predict(
         self, texts: Sequence[str], explain: bool
@@ -58,6 +64,11 @@ class Batcher:
             if full or self._timer is None:
                 self._schedule(0.0 if full else self._max_wait)
         return await job.future
+
+    async def with_model(self, use: Callable[[ModelBundle], T]) -> T:
+        """`use(model)`, run on the model thread between batches."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: use(self._model()))
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:
@@ -86,28 +97,24 @@ class Batcher:
         self._running = True
         try:
             jobs = self._take()
-            try:
-                bundle = self._model()
-            except Exception as exc:  # no model yet: every caller gets the reason
-                _fail(jobs, exc)
-                return
             for explain in (False, True):
                 group = [job for job in jobs if job.explain is explain]
                 if group:
-                    await self._predict(bundle, group, explain)
+                    await self._predict(group, explain)
         finally:
             self._running = False
             if self._queue:  # they waited while this batch ran
                 self._schedule(0.0)
 
-    async def _predict(self, bundle: ModelBundle, jobs: list[_Job], explain: bool) -> None:
+    async def _predict(self, jobs: list[_Job], explain: bool) -> None:
         texts = [text for job in jobs for text in job.texts]
-        loop = asyncio.get_running_loop()
+
+        def predict(bundle: ModelBundle) -> tuple[ModelBundle, list[SectionPrediction]]:
+            return bundle, bundle.predict(texts, explain=explain)
+
         try:
-            predictions = await loop.run_in_executor(
-                self._thread, lambda: bundle.predict(texts, explain=explain)
-            )
-        except Exception as exc:  # handed to each caller, who turns it into a status
+            bundle, predictions = await self.with_model(predict)
+        except Exception as exc:  # no model yet, or a failure: each caller gets the reason
             _fail(jobs, exc)
             return
         start = 0

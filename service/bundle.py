@@ -28,6 +28,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from service import inference
 from service.actors import ActorMatcher, Mention
@@ -357,10 +358,10 @@ class Explainer:
     """Top terms behind a prediction: the largest coefficient × feature value products."""
 
     def __init__(self, bundle: ModelBundle) -> None:
-        self._topic_names = _readable(bundle.topic_features.get_feature_names_out())
+        self._topic_names = FeatureNames(bundle.topic_features)
         self._topic_weights = linear_weights(bundle.primary_classifier)
         self._topic_classes = [str(c) for c in bundle.primary_classifier.classes_]
-        self._stance_names = _readable(bundle.stance_model[:-1].get_feature_names_out())
+        self._stance_names = FeatureNames(bundle.stance_model[:-1])
         self._stance_weights = linear_weights(bundle.stance_model[-1])
         self._stance_classes = [str(c) for c in bundle.stance_model[-1].classes_]
 
@@ -371,6 +372,54 @@ class Explainer:
     def stance(self, features: Any, row: int, label: str) -> list[Evidence]:
         weights = self._stance_weights[self._stance_classes.index(label)]
         return _top_terms(features[row], weights, self._stance_names)
+
+
+class FeatureNames:
+    """Readable names of a feature union's columns, one column at a time.
+
+    Spelling out every name (hundreds of thousands of strings) would grow each
+    worker by ~20 MB on the first explained call; this keeps, per TF-IDF block,
+    only an index into the vocabulary the block already holds.
+    """
+
+    def __init__(self, features: Any) -> None:
+        self._prefixes: list[str] = []
+        self._names: list[np.ndarray] = []
+        for prefix, block in _leaf_blocks(features, ""):
+            self._prefixes.append(prefix)
+            self._names.append(_block_names(block))
+        self._offsets = np.cumsum([0] + [len(names) for names in self._names])
+
+    def __getitem__(self, column: int) -> str | None:
+        index = int(np.searchsorted(self._offsets, column, side="right")) - 1
+        name = self._prefixes[index] + str(self._names[index][column - self._offsets[index]])
+        return _readable(name)
+
+
+def _leaf_blocks(features: Any, prefix: str) -> list[tuple[str, Any]]:
+    """(name prefix, estimator) per block, in column order, as FeatureUnion names them."""
+    if isinstance(features, Pipeline):
+        return _leaf_blocks(features.steps[-1][1], prefix)
+    if isinstance(features, FeatureUnion):
+        return [
+            leaf
+            for name, block in features.transformer_list
+            if block not in (None, "drop")
+            for leaf in _leaf_blocks(block, f"{prefix}{name}__")
+        ]
+    return [(prefix, features)]
+
+
+def _block_names(block: Any) -> np.ndarray:
+    """A block's names; a TF-IDF block's point at its vocabulary's own strings."""
+    vocabulary = getattr(getattr(block, "vectorizer_", None), "vocabulary_", None)
+    if vocabulary is None:
+        return np.asarray(block.get_feature_names_out(), dtype=object)
+    names = np.empty(len(vocabulary), dtype=object)
+    names[np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))] = list(
+        vocabulary
+    )
+    return names
 
 
 def linear_weights(estimator: Any) -> np.ndarray:
@@ -384,19 +433,15 @@ def linear_weights(estimator: Any) -> np.ndarray:
     return np.asarray(coef)
 
 
-def _readable(names: Sequence[str]) -> list[str | None]:
-    """Feature names as terms; character n-grams (unreadable as evidence) become None."""
-    readable: list[str | None] = []
-    for name in names:
-        block, _, term = str(name).rpartition("__")
-        if block.startswith("char"):
-            readable.append(None)
-        else:
-            readable.append(term.replace(ACTOR_TOKEN, "<actor>").replace(OTHER_TOKEN, "<other>"))
-    return readable
+def _readable(name: str) -> str | None:
+    """A feature name as a term; character n-grams (unreadable as evidence) are None."""
+    block, _, term = name.rpartition("__")
+    if block.startswith("char"):
+        return None
+    return term.replace(ACTOR_TOKEN, "<actor>").replace(OTHER_TOKEN, "<other>")
 
 
-def _top_terms(row: Any, weights: np.ndarray, names: Sequence[str | None]) -> list[Evidence]:
+def _top_terms(row: Any, weights: np.ndarray, names: FeatureNames) -> list[Evidence]:
     row = row.tocsr()
     contributions = row.data * weights[row.indices]
     order = np.argsort(-contributions)

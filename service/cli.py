@@ -1,6 +1,7 @@
 """The `topicstance` command-line client.
 
-topicstance classify FILE|- [--json] [--target HOST:PORT]
+topicstance classify FILE|- [--json] [--explain] [--target HOST:PORT]
+topicstance info [--json] [--target HOST:PORT]
 """
 
 from __future__ import annotations
@@ -83,8 +84,41 @@ def classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_classify_command(commands: Any) -> None:
-    """`classify FILE|-`: split a document into sections and classify them."""
+def info(args: argparse.Namespace) -> int:
+    """The model a server is using: version, labels and held-out scores."""
+    with open_channel(args) as channel:
+        response = pb_grpc.TopicStanceServiceStub(channel).GetModelInfo(
+            pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS
+        )
+    if args.json:
+        print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+        return 0
+    held_out = [
+        f"{name.removeprefix('held_out.')} {value:.3f}"
+        for name, value in sorted(response.metrics.items())
+        if name.startswith("held_out.") and name.endswith(("f1", "accuracy", "f_avg"))
+    ]
+    print(f"model     {response.model_version}  (created {response.create_time.ToJsonString()})")
+    print(f"topics    {', '.join(response.topics)}  (none: {response.none_topic})")
+    print(f"actors    {', '.join(response.actors)}")
+    print(f"stances   {', '.join(response.stances)}")
+    print(f"held-out  {', '.join(held_out) or '-'}")
+    return 0
+
+
+def add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"server address (default {DEFAULT_TARGET}; env TOPICSTANCE_TARGET)",
+    )
+    command.add_argument("--tls-ca", help="CA bundle (PEM) to verify the server: turns TLS on")
+    command.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
+    command.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
+
+
+def add_client_commands(commands: Any) -> None:
+    """`classify FILE|-` and `info`: the calls an analyst makes by hand."""
     classify_cmd = commands.add_parser(
         "classify", help="split a document into sections and classify them"
     )
@@ -93,22 +127,19 @@ def add_classify_command(commands: Any) -> None:
     classify_cmd.add_argument(
         "--explain", action="store_true", help="show the terms behind each prediction"
     )
-    classify_cmd.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        help=f"server address (default {DEFAULT_TARGET}; env TOPICSTANCE_TARGET)",
-    )
-    classify_cmd.add_argument("--tls-ca", help="CA bundle (PEM) to verify the server: turns TLS on")
-    classify_cmd.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
-    classify_cmd.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
+    add_connection_options(classify_cmd)
     classify_cmd.set_defaults(run=classify)
+    info_cmd = commands.add_parser("info", help="the model a server is using")
+    info_cmd.add_argument("--json", action="store_true", help="print the response as JSON")
+    add_connection_options(info_cmd)
+    info_cmd.set_defaults(run=info)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="topicstance", description="Client for the topicstance service."
     )
-    add_classify_command(parser.add_subparsers(dest="command", required=True))
+    add_client_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -10,6 +10,7 @@ Anything they do not recognise falls back to scikit-learn's own method.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -152,17 +153,19 @@ def predict_proba(classifier: Any, features: Any) -> np.ndarray:
     return np.asarray(classifier.predict_proba(features))
 
 
-_STACKED: dict[int, tuple[Any, tuple[np.ndarray, np.ndarray] | None]] = {}
+# Weak keys: a model dropped by a reload takes its stacked weights with it.
+_STACKED: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray] | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _stacked_logistic(classifier: OneVsRestClassifier) -> tuple[np.ndarray, np.ndarray] | None:
     """One weight matrix for all of a one-vs-rest model's logistic regressions, built once."""
-    cached = _STACKED.get(id(classifier))
-    if cached is not None and cached[0] is classifier:
-        return cached[1]
+    if classifier in _STACKED:
+        return _STACKED[classifier]
     stacked = None
     if all(type(e) is LogisticRegression for e in classifier.estimators_):
         weights = np.ascontiguousarray(np.vstack([e.coef_ for e in classifier.estimators_]).T)
         stacked = (weights, np.concatenate([e.intercept_ for e in classifier.estimators_]))
-    _STACKED[id(classifier)] = (classifier, stacked)
+    _STACKED[classifier] = stacked
     return stacked

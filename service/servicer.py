@@ -8,7 +8,8 @@ builds messages and wires the methods to their safe request parsers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -43,14 +44,17 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     """Implements topicstance.v1.TopicStanceService on top of a model source."""
 
     def __init__(
-        self, model: ModelSource, settings: Settings, observer: CallObserver | None = None
+        self,
+        model: ModelSource,
+        settings: Settings,
+        observer: CallObserver | None = None,
+        model_thread: Executor | None = None,
     ) -> None:
-        self._model = model
         self._settings = settings
         self._observer = observer
         self._limits = Limits(settings)
         self._batcher = Batcher(
-            model, settings.max_batch_sections, settings.max_batch_wait_ms / 1000
+            model, settings.max_batch_sections, settings.max_batch_wait_ms / 1000, model_thread
         )
 
     async def ClassifyText(
@@ -124,7 +128,8 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetModelInfoResponse:
         await _valid(request, context)
-        return model_info(self._model(), self._settings.limits())
+        limits = self._settings.limits()
+        return await self._batcher.with_model(lambda bundle: model_info(bundle, limits))
 
     def _stream_sections(
         self, batch: Sequence[StreamItem]
@@ -220,7 +225,7 @@ class AdminServicer(pb_grpc.TopicStanceAdminServiceServicer):
 
     def __init__(
         self,
-        reload: Callable[[], str | None],
+        reload: Callable[[], Awaitable[str | None]],
         version: Callable[[], str],
         reload_others: Callable[[], None],
     ) -> None:
@@ -229,7 +234,7 @@ class AdminServicer(pb_grpc.TopicStanceAdminServiceServicer):
     async def ReloadModel(
         self, request: pb.ReloadModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ReloadModelResponse:
-        error = await asyncio.to_thread(self._reload)
+        error = await self._reload()
         if error is None:
             self._reload_others()
         return pb.ReloadModelResponse(

@@ -57,6 +57,16 @@ def test_explain_prints_the_terms_behind_each_row(server: ServerProcess) -> None
     assert all("(" in line for line in why)
 
 
+def test_info_names_the_model_in_use_and_its_labels(server: ServerProcess) -> None:
+    done = run_cli("info", "--target", server.target)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(maxsplit=1) for line in done.stdout.strip().splitlines())
+    as_json = json.loads(run_cli("info", "--json", "--target", server.target).stdout)
+    assert lines["model"].startswith(as_json["model_version"] + "  (created ")
+    assert lines["actors"] == ", ".join(as_json["actors"])
+    assert "topics.macro_f1 0." in lines["held-out"]
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     done = run_cli("classify", str(ARTICLE), "--target", "127.0.0.1:1")
     assert done.returncode == 1

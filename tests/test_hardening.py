@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -453,29 +454,45 @@ class Load:
         self._thread.join(timeout=30)
 
 
-def test_sighup_reloads_under_load_and_refuses_a_bad_artifact(
+def unloadable(directory: Path) -> None:
+    """An artifact whose manifest vouches for it, but which is not a model."""
+    artifact = directory / "model.joblib"
+    artifact.write_bytes(b"not a pickle")
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    manifest["artifact_sha256"] = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def has_events(server: ServerProcess, message: str, count: int) -> bool:
+    return len(server.events(message)) == count
+
+
+def test_sighup_reloads_under_load_and_refuses_bad_artifacts(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    root = versioned(tmp_path, model_dir, "v1", "v2", "v3")
+    """v3 fails the hash check; v4 passes it but cannot be loaded, so v2 comes back."""
+    root = versioned(tmp_path, model_dir, "v1", "v2", "v3", "v4")
     artifact = root / "v3" / "model.joblib"
     artifact.write_bytes(artifact.read_bytes()[:5000])
+    unloadable(root / "v4")
     server = start_server(root, ["--workers", "2"])
+    refusals = "reload refused; the previous model keeps serving"
     try:
         assert versions_seen(server.target) == {"v1"}
         with Load(server.target) as load:
             publish(root, "v2")
             server.process.send_signal(signal.SIGHUP)
             assert wait_until(lambda: versions_seen(server.target) == {"v2"})
-            publish(root, "v3")
-            server.process.send_signal(signal.SIGHUP)
-            assert wait_until(
-                lambda: len(server.events("reload refused; the previous model keeps serving")) == 2
-            )
+            for bad, refused_so_far in (("v3", 2), ("v4", 4)):
+                publish(root, bad)
+                server.process.send_signal(signal.SIGHUP)
+                assert wait_until(partial(has_events, server, refusals, refused_so_far))
             time.sleep(0.5)
+            assert versions_seen(server.target) == {"v2"}
         assert load.failed == [] and load.ok > 0
-        assert versions_seen(server.target) == {"v2"}
-        refused = server.events("reload refused; the previous model keeps serving")[0]
-        assert "does not match its manifest" in str(refused["reason"])
+        reasons = [str(event["reason"]) for event in server.events(refusals)]
+        assert all("does not match its manifest" in reason for reason in reasons[:2])
+        assert all("could not be loaded" in reason for reason in reasons[2:])
     finally:
         assert server.stop() == 0
 

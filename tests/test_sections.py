@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.sections import heading_title, single_section, split_sections
-from tests.conftest import FIXTURES
+from tests.conftest import DATA, FIXTURES
+from training.dataset import Section, load_corpus
 
 PARAGRAPH = "Officials said the talks would resume next week, after a pause of two months."
 
@@ -120,3 +121,29 @@ def test_arbitrary_unicode_never_breaks_the_splitter(text: str) -> None:
     for section in split_sections(text):
         assert text[section.body_start : section.end] == section.body
         assert section.model_text.endswith(section.body)
+
+
+def corpus_documents() -> dict[str, list[Section]]:
+    documents: dict[str, list[Section]] = {}
+    for section in load_corpus(DATA).sections:
+        if section.doc:
+            documents.setdefault(section.doc, []).append(section)
+    return documents
+
+
+def test_every_corpus_document_splits_back_into_its_sections() -> None:
+    """The corpus's multi-section articles, in plain and in Markdown form."""
+    documents = corpus_documents()
+    assert len(documents) >= 60
+    for doc, sections in documents.items():
+        plain = "\n".join((f"{s.heading}\n" if s.heading else "") + s.text for s in sections)
+        markdown = "\n\n".join(
+            (f"## {s.heading}\n\n" if s.heading else "") + s.text.replace("\n", "\n\n")
+            for s in sections
+        )
+        for text in (plain, markdown):
+            split = split_sections(text)
+            assert [s.heading for s in split] == [s.heading for s in sections], doc
+            assert [" ".join(s.body.split()) for s in split] == [
+                " ".join(s.text.split()) for s in sections
+            ], doc

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from service.bundle import ArtifactError, ModelBundle, SectionPrediction, load_bundle
-from service.cli import add_classify_command, run_command
+from service.cli import add_client_commands, run_command
 from training.dataset import DataError, Section, Taxonomy, load_corpus
 from training.evaluation import stance_scores, topic_scores
 
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Client for the topicstance service, and tools to evaluate and improve models.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    add_classify_command(commands)
+    add_client_commands(commands)
     evaluate_cmd = commands.add_parser("evaluate", help="score a model on a labeled file")
     evaluate_cmd.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate_cmd.add_argument(
