@@ -26,7 +26,6 @@ from typing import Any
 import grpc
 
 Call = Callable[[list[str]], Awaitable[int]]
-STREAM_WINDOW = 8
 CONNECTIONS = 8
 
 
@@ -106,8 +105,8 @@ class Window:
             self.errors[code.name] = self.errors.get(code.name, 0) + 1
 
 
-async def _stream_worker(channel: grpc.aio.Channel, window: Window) -> None:
-    """One stream with up to STREAM_WINDOW requests in flight; latency per message."""
+async def _stream_worker(channel: grpc.aio.Channel, window: Window, in_flight_limit: int) -> None:
+    """One stream with up to `in_flight_limit` requests in flight; latency per message."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from topicstance.v1 import topicstance_pb2 as pb
     from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
@@ -115,7 +114,7 @@ async def _stream_worker(channel: grpc.aio.Channel, window: Window) -> None:
     stub = pb_grpc.TopicStanceServiceStub(channel)
     call = stub.StreamClassifyTexts()
     sent: dict[str, float] = {}
-    in_flight = asyncio.Semaphore(STREAM_WINDOW)
+    in_flight = asyncio.Semaphore(in_flight_limit)
     counter = 0
 
     async def send() -> None:
@@ -169,7 +168,10 @@ async def _client(args: argparse.Namespace, share: int, seed: int) -> dict[str, 
     warm = time.monotonic() + args.warmup
     window = Window(json.loads(Path(args.texts).read_text()), warm, warm + args.duration)
     if args.mode == "stream":
-        workers = [_stream_worker(channels[i % len(channels)], window) for i in range(share)]
+        workers = [
+            _stream_worker(channels[i % len(channels)], window, args.stream_window)
+            for i in range(share)
+        ]
     else:
         batch = args.batch_size if args.mode.endswith("batch") else 1
         if args.mode.startswith("mlserver"):
@@ -243,6 +245,9 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--stream-window", type=int, default=8, help="requests in flight per stream"
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--processes", type=int, default=2)
