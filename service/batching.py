@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -33,14 +33,14 @@ class _Job:
 class Batcher:
     """Collects texts from concurrent calls and predicts them together.
 
-    Predictions run on one model thread, so the event loop stays free to accept
-    calls, answer health checks and handle signals while a batch is computed. The
-    model is looked up on that thread, so whatever else runs there (a reload) never
-    overlaps a prediction.
+    Predictions run on the model thread it is given, so the event loop stays free to
+    accept calls, answer health checks and handle signals while a batch is computed.
+    The model is looked up on that thread, so whatever else runs there (a reload)
+    never overlaps a prediction.
     """
 
     def __init__(
-        self, model: ModelSource, max_batch: int, max_wait: float, thread: Executor | None = None
+        self, model: ModelSource, max_batch: int, max_wait: float, thread: Executor
     ) -> None:
         self._model = model
         self._max_batch = max(1, max_batch)
@@ -49,7 +49,7 @@ class Batcher:
         self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._running = False
-        self._thread = thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._thread = thread
 
     async def predict(
         self, texts: Sequence[str], explain: bool

@@ -51,34 +51,23 @@ class CallObserver:
 
     def unary(self, method: str, handler: Unary) -> Unary:
         async def observed(request: Any, context: Context) -> Any:
-            call = _Call(self, method, request, context)
-            try:
+            async with _Call(self, method, request, context):
                 return await handler(request, context)
-            except BaseException as error:
-                await call.failed(error)
-                raise
-            finally:
-                call.finish()
 
         return observed
 
     def stream(self, method: str, handler: Streaming) -> Streaming:
         async def observed(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-            call = _Call(self, method, None, context)
-            try:
+            async with _Call(self, method, None, context):
                 async for response in handler(requests, context):
                     yield response
-            except BaseException as error:
-                await call.failed(error)
-                raise
-            finally:
-                call.finish()
 
         return observed
 
 
 class _Call:
-    """One call's timing, status and log line."""
+    """One call's timing, status and log line: entered around the handler, it sees
+    how the call ends (an error, a cancel, a deadline) and records it on exit."""
 
     def __init__(self, observer: CallObserver, method: str, request: Any, context: Context) -> None:
         self.observer, self.method, self.request, self.context = observer, method, request, context
@@ -86,6 +75,18 @@ class _Call:
         self.id = request_id(context)
         self.code = grpc.StatusCode.OK
         context.set_trailing_metadata(((REQUEST_ID, self.id),))
+
+    async def __aenter__(self) -> _Call:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any
+    ) -> None:
+        try:
+            if error is not None:
+                await self.failed(error)
+        finally:
+            self.finish()
 
     async def failed(self, error: BaseException) -> None:
         """Record why the call ended; turn unexpected errors into a clean status."""

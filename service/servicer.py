@@ -47,8 +47,8 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         self,
         model: ModelSource,
         settings: Settings,
-        observer: CallObserver | None = None,
-        model_thread: Executor | None = None,
+        observer: CallObserver | None,
+        model_thread: Executor,
     ) -> None:
         self._settings = settings
         self._observer = observer
