@@ -34,13 +34,31 @@ def _is_acronym(alias: str) -> bool:
     return not any(ch.islower() for ch in alias)
 
 
+STEM_MARK = "*"
+# What a stem (a word written with a final `*`) may be followed by: the inflected
+# endings of Ukrainian and Russian nouns and adjectives are at most this long.
+STEM_ENDING = r"[^\W\d_]{0,4}"
+
+
+def _word_pattern(word: str) -> str:
+    """One word of an alias; `stem*` matches the stem plus an inflected ending."""
+    if word.endswith(STEM_MARK) and len(word) > 1:
+        return re.escape(word[:-1]) + STEM_ENDING
+    return re.escape(word)
+
+
 def _alias_pattern(alias: str) -> str:
-    """A regex for one alias: exact case for acronyms, else a fixed first capital."""
+    """A regex for one alias: exact case for acronyms, else a fixed first letter.
+
+    Words ending in `*` are stems (`Україн*` matches України, Україною, ...).
+    """
     words = alias.split()
     if _is_acronym(alias):
-        return r"\s+".join(re.escape(word) for word in words)
+        return r"\s+".join(_word_pattern(word) for word in words)
     first, rest = alias[0], alias[1:]
-    tail = r"\s+".join(re.escape(word) for word in rest.split(" "))
+    tail = r"\s+".join(_word_pattern(word) for word in rest.split(" ") if word)
+    if rest.startswith(" "):
+        tail = r"\s+" + tail
     return re.escape(first) + (f"(?i:{tail})" if tail else "")
 
 

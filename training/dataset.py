@@ -4,7 +4,14 @@ A corpus directory holds `taxonomy.toml` (label sets and actor aliases) and any
 number of `*.jsonl` files, one labeled section per line:
 
     {"id": "...", "text": "...", "heading": "..."?, "doc": "..."?,
-     "register": "..."?, "topics": [...], "stances": {"actor": "stance"}}
+     "register": "..."?, "lang": "uk"?, "basis": "invented",
+     "topics": [...], "stances": {"actor": "stance"}}
+
+`basis` says what a section retells: `invented` (a made-up event, perhaps with real
+actors) or `real_event` (something that happened, retold in our own words). `lang`
+is the ISO 639-1 code of the text (default: the taxonomy's first language); each
+language's aliases, cue words and keywords live in `languages/<code>.toml` next to
+the taxonomy.
 
 Sections that share a `doc` form one multi-section document, in file order.
 Run `python -m training.dataset check training/data` to validate a corpus.
@@ -28,7 +35,9 @@ from typing import Any
 from service.actors import ActorMatcher
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "topics", "stances"}
+KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "lang", "basis", "topics", "stances"}
+BASES = ("invented", "real_event")
+LANGUAGE_DIRECTORY = "languages"
 MIN_WORDS, MAX_WORDS = 5, 300
 NEAR_DUPLICATE_COSINE = 0.9
 HELD_OUT_SHARE = 0.2
@@ -55,6 +64,11 @@ class Taxonomy:
     neutral_stance: str | None = None
     stance_cues: dict[str, list[str]] = field(default_factory=dict)
     topic_keywords: dict[str, list[str]] = field(default_factory=dict)
+    languages: tuple[str, ...] = ("en",)
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
 
     @property
     def actor_names(self) -> tuple[str, ...]:
@@ -76,6 +90,8 @@ class Section:
     doc: str | None = None
     register: str | None = None
     source: str = ""
+    lang: str = "en"
+    basis: str = "invented"
 
     @property
     def full_text(self) -> str:
@@ -158,6 +174,13 @@ def load_taxonomy(path: Path) -> Taxonomy:
             problems.append(f"{path}: actors.{name}.aliases: expected a non-empty list")
     problems += _word_lists(config, "stance_cues", config.get("stances", []), path)
     problems += _word_lists(config, "topic_keywords", config.get("topics", []), path)
+    languages = config.get("languages", ["en"])
+    if not isinstance(languages, list) or not languages or not all(
+        isinstance(code, str) and LANGUAGE_CODE.match(code) for code in languages
+    ):
+        problems.append(f"{path}: languages: expected a non-empty list of ISO 639-1 codes")
+        languages = ["en"]
+    merged, digest = _with_languages(config, path, languages[1:], problems)
     if problems:
         raise DataError(problems)
     return Taxonomy(
@@ -166,13 +189,60 @@ def load_taxonomy(path: Path) -> Taxonomy:
         stances=tuple(config["stances"]),
         actors={
             name: {"aliases": list(spec["aliases"]), "exclude": list(spec.get("exclude", []))}
-            for name, spec in actors.items()
+            for name, spec in merged["actors"].items()
         },
-        source_sha256=hashlib.sha256(raw).hexdigest(),
+        source_sha256=digest(raw),
         neutral_stance=config.get("neutral_stance"),
-        stance_cues=dict(config.get("stance_cues", {})),
-        topic_keywords=dict(config.get("topic_keywords", {})),
+        stance_cues=merged["stance_cues"],
+        topic_keywords=merged["topic_keywords"],
+        languages=tuple(languages),
     )
+
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
+# Word lists a language file may extend, and the label set that keys each.
+LANGUAGE_LISTS = {"stance_cues": "stances", "topic_keywords": "topics"}
+
+
+def _with_languages(
+    config: dict[str, Any], path: Path, extra: Sequence[str], problems: list[str]
+) -> tuple[dict[str, Any], Any]:
+    """The taxonomy's actor aliases and word lists extended by each further language's
+    file (`languages/<code>.toml` next to the taxonomy), and a hash over all of them."""
+    actors = {
+        name: {"aliases": list(spec.get("aliases", [])), "exclude": list(spec.get("exclude", []))}
+        for name, spec in config.get("actors", {}).items()
+        if isinstance(spec, dict)
+    }
+    lists = {key: {k: list(v) for k, v in config.get(key, {}).items()} for key in LANGUAGE_LISTS}
+    raws: list[bytes] = []
+    for code in extra:
+        language_path = path.parent / LANGUAGE_DIRECTORY / f"{code}.toml"
+        try:
+            language, raw = _read_config(language_path)
+        except DataError as exc:
+            problems += exc.problems
+            continue
+        raws.append(raw)
+        for name, spec in language.get("actors", {}).items():
+            if name not in actors or not isinstance(spec, dict):
+                problems.append(f"{language_path}: actors.{name}: not an actor of {path.name}")
+                continue
+            for key in ("aliases", "exclude"):
+                actors[name][key] += list(spec.get(key, []))
+        for key in LANGUAGE_LISTS:
+            labels = config.get(LANGUAGE_LISTS[key], [])
+            problems += _word_lists(language, key, labels, language_path)
+            for label, words in language.get(key, {}).items():
+                lists[key].setdefault(label, []).extend(words)
+
+    def digest(base: bytes) -> str:
+        hasher = hashlib.sha256(base)
+        for raw in raws:
+            hasher.update(raw)
+        return hasher.hexdigest()
+
+    return {"actors": actors, **lists}, digest
 
 
 def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:
@@ -298,6 +368,15 @@ def parse_record(
     for key in ("doc", "register"):
         if record.get(key) is not None and not isinstance(record.get(key), str):
             problems.append(f"{key}: expected a string")
+    basis = record.get("basis")
+    if basis not in BASES:
+        problems.append(f"basis: expected one of {list(BASES)}, got {basis!r}")
+    lang = record.get("lang", taxonomy.default_language)
+    if lang not in taxonomy.languages:
+        problems.append(
+            f"lang: expected one of the taxonomy's languages {list(taxonomy.languages)}, "
+            f"got {lang!r}"
+        )
     topics = record.get("topics")
     if not isinstance(topics, list) or len(set(map(str, topics))) != len(topics):
         problems.append("topics: expected a list of distinct topic labels")
@@ -323,6 +402,8 @@ def parse_record(
         doc=record.get("doc"),
         register=record.get("register"),
         source=where,
+        lang=lang,
+        basis=basis,
     )
     return section, actor_problems(section, matcher)
 
