@@ -18,6 +18,7 @@ RUN python -m venv /opt/venv \
 COPY pyproject.toml README.md ./
 COPY topicstance/ topicstance/
 COPY service/ service/
+COPY client/ client/
 COPY training/ training/
 RUN /opt/venv/bin/pip install --quiet --no-deps . \
     && /opt/venv/bin/pip install --quiet --no-deps --target /opt/trainlib -r requirements/train.txt \

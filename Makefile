@@ -22,19 +22,22 @@ $(NODE_STAMP): package.json package-lock.json
 
 # The model is built from the committed corpus when it is missing (train.py writes
 # a versioned artifact and points CURRENT at it); the default model is also rebuilt
-# when the corpus is newer than it.
+# when the corpus is newer than it. A MODEL that is an artifact directory itself
+# (it holds manifest.json) is served as it is.
 ifeq ($(MODEL),models/default)
-MODEL_INPUTS := $(wildcard $(DATA)/*.jsonl) $(DATA)/taxonomy.toml
+MODEL_INPUTS := $(wildcard $(DATA)/*.jsonl) $(wildcard $(DATA)/*.toml) $(wildcard $(DATA)/languages/*.toml)
 endif
+MODEL_READY := $(if $(wildcard $(MODEL)/manifest.json),,$(MODEL)/CURRENT)
 $(MODEL)/CURRENT: $(MODEL_INPUTS) | $(STAMP)
-	$(BIN)/python training/train.py --data $(DATA) --out $(MODEL)
+	$(BIN)/python training/train.py --data $(DATA) --out $(MODEL) --serving-only
 
 ## serve: serve on port 50051 (TOPICSTANCE_* variables pass through)
-serve: $(STAMP) $(MODEL)/CURRENT
+serve: $(STAMP) $(MODEL_READY)
 	TOPICSTANCE_MODEL=$(MODEL) $(BIN)/topicstance-server
 
 ## test: lint, types, proto lint and freshness, data validation, unit and integration tests
 test: $(STAMP) $(NODE_STAMP) lint typecheck
+	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
 	$(BIN)/python -m training.dataset check $(DATA)
 	$(BIN)/pytest

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bundle import ModelBundle, load_bundle
+from topicstance.bundle import ModelBundle, load_bundle
 
 
 def rate(bundle: ModelBundle, texts: list[str], batch_size: int, seconds: float) -> float:

@@ -24,7 +24,7 @@ import joblib
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from service.bundle import ARTIFACT_FILE, resolve, verify_artifact
+from topicstance.bundle import ARTIFACT_FILE, resolve, verify_artifact
 
 REPO = Path(__file__).resolve().parents[1]  # our feature classes must unpickle there too
 VENV = REPO / ".bench" / "mlserver-venv"

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyinstrument import Profiler
 
 from benchmarks.run import RESULTS, workload
-from service.bundle import load_bundle
+from topicstance.bundle import load_bundle
 
 
 def main() -> int:

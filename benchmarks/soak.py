@@ -29,8 +29,8 @@ import grpc
 
 from benchmarks.loadgen import percentile
 from benchmarks.run import RESULTS, children, rss_mb, workload
-from service.bundle import MANIFEST_FILE, publish, resolve
 from tests.serving import start_server
+from topicstance.bundle import MANIFEST_FILE, publish, resolve
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 

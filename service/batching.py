@@ -17,7 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from service.bundle import ModelBundle, SectionPrediction
+from topicstance.bundle import ModelBundle, SectionPrediction
 
 ModelSource = Callable[[], ModelBundle]
 T = TypeVar("T")

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from topicstance.bundle import SIGNING_KEY_ENV
+
 ENV_PREFIX = "TOPICSTANCE_"
-SIGNING_KEY_ENV = ENV_PREFIX + "SIGNING_KEY"
 
 
 @dataclass(frozen=True)

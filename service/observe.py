@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from service.bundle import ModelUnavailableError, SectionPrediction
 from service.metrics import Metrics
+from topicstance.bundle import ModelUnavailableError, SectionPrediction
 
 log = logging.getLogger("topicstance.calls")
 REQUEST_ID = "x-request-id"

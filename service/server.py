@@ -28,17 +28,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service import logs, metrics
-from service.bundle import (
+from service.config import Settings, parse_settings
+from service.observe import CallObserver
+from service.servicer import SERVICE, AdminServicer, TopicStanceServicer, rpc_handlers
+from topicstance.bundle import (
     ArtifactError,
     ModelBundle,
     ModelUnavailableError,
     load_bundle,
     resolve,
+    signing_key,
     verify_artifact,
 )
-from service.config import SIGNING_KEY_ENV, Settings, parse_settings
-from service.observe import CallObserver
-from service.servicer import SERVICE, AdminServicer, TopicStanceServicer, rpc_handlers
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
@@ -289,7 +290,7 @@ class Supervisor:
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logs.configure(settings.log_level)
-    key = os.environ.get(SIGNING_KEY_ENV, "").encode() or None
+    key = signing_key()
     metrics_dir = metrics.prepare() if settings.metrics_port else None
     try:
         holder = ModelHolder(settings.model, key, required=not settings.wait_for_model)

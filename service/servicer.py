@@ -17,11 +17,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from service.batching import Batcher, ModelSource
-from service.bundle import Evidence, ModelBundle, SectionPrediction
 from service.config import Settings
 from service.observe import CallObserver
-from service.sections import Section, single_section, split_sections
 from service.validation import InvalidRequest, Limits, RequestError, parser
+from topicstance.bundle import Evidence, ModelBundle, SectionPrediction
+from topicstance.sections import Section, single_section, split_sections
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from service.bundle import resolve
 from tests.serving import REPO, ServerProcess, start_server
+from topicstance.bundle import resolve
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 from training import train
 
 DATA = REPO / "training" / "data"
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def copy_taxonomy(directory: Path) -> None:
+    """The default taxonomy with its language files, as an analyst would copy it."""
+    shutil.copy(DATA / "taxonomy.toml", directory / "taxonomy.toml")
+    shutil.copytree(DATA / "languages", directory / "languages", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

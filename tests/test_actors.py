@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 
-from service.actors import ActorAliases, ActorMatcher
 from tests.conftest import DATA
+from topicstance.actors import ActorAliases, ActorMatcher
+from training.dataset import load_taxonomy
 
 
 @pytest.fixture(scope="module")
 def matcher() -> ActorMatcher:
-    with (DATA / "taxonomy.toml").open("rb") as handle:
-        return ActorMatcher.from_config(tomllib.load(handle)["actors"])
+    return load_taxonomy(DATA / "taxonomy.toml").matcher()
 
 
 def found(matcher: ActorMatcher, text: str) -> list[tuple[str, str]]:
@@ -69,3 +67,42 @@ def test_longest_alias_wins_and_order_of_actors() -> None:
     custom = ActorMatcher({"a": ActorAliases(("North",)), "b": ActorAliases(("North Star",))})
     assert [m.actor for m in custom.find("The North Star and the North.")] == ["b", "a"]
     assert custom.actors_in("The North and the North Star.") == ["a", "b"]
+
+
+def test_ukrainian_inflected_forms_and_abbreviations(matcher: ActorMatcher) -> None:
+    text = (
+        "Україною та України; у Києві говорили із Зеленським. Війська рф і ЗСУ, "
+        "Сполученими Штатами, Білого дому, Трампа. Ворог і окупанти атакували."
+    )
+    assert found(matcher, text) == [
+        ("ukraine", "Україною"),
+        ("ukraine", "України"),
+        ("ukraine", "Києві"),
+        ("ukraine", "Зеленським"),
+        ("russia", "рф"),
+        ("ukraine", "ЗСУ"),
+        ("united_states", "Сполученими Штатами"),
+        ("united_states", "Білого дому"),
+        ("united_states", "Трампа"),
+    ]
+
+
+def test_russian_forms_and_what_is_not_a_mention(matcher: ActorMatcher) -> None:
+    text = (
+        "Россией и в Москве; Путина поддержали в Кремле. ВСУ и Киевом, "
+        "Соединённых Штатов, Латинской Америки. Противник и наши войска. Верховна Рада."
+    )
+    assert found(matcher, text) == [
+        ("russia", "Россией"),
+        ("russia", "Москве"),
+        ("russia", "Путина"),
+        ("russia", "Кремле"),
+        ("ukraine", "ВСУ"),
+        ("ukraine", "Киевом"),
+        ("united_states", "Соединённых Штатов"),
+    ]
+
+
+def test_a_stem_takes_only_a_short_ending() -> None:
+    stems = ActorMatcher({"a": ActorAliases(("Трамп*",))})
+    assert [m.text for m in stems.find("Трампом, Трамп і Трамплінами")] == ["Трампом", "Трамп"]

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import ARTIFACT_FILE, MANIFEST_FILE, ArtifactError, load_bundle, verify_artifact
+from topicstance.bundle import (
+    ARTIFACT_FILE,
+    MANIFEST_FILE,
+    ArtifactError,
+    load_bundle,
+    verify_artifact,
+)
 
 
 @pytest.fixture
@@ -72,4 +78,11 @@ def test_other_scikit_learn_version_is_refused(copy: Path) -> None:
     manifest["library_versions"]["scikit-learn"] = "0.24.2"
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"trained with scikit-learn 0\.24\.2"):
+        load_bundle(copy)
+
+
+def test_an_artifact_of_an_older_format_is_refused_with_a_way_out(copy: Path) -> None:
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    (copy / MANIFEST_FILE).write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(ArtifactError, match=r"artifact format 1 .* retrain the model"):
         load_bundle(copy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ ARTICLE = FIXTURES / "article.txt"
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "client.main", *args],
         cwd=REPO,
         input=stdin,
         capture_output=True,
@@ -77,3 +78,51 @@ def test_unreachable_server_is_a_clear_error() -> None:
 def test_unreadable_file_is_a_clear_error() -> None:
     done = run_cli("classify", "/no/such/file.txt")
     assert done.returncode == 1 and "cannot read /no/such/file.txt" in done.stderr
+
+
+def test_json_prints_zero_valued_fields(server: ServerProcess) -> None:
+    done = run_cli("classify", "-", "--json", "--target", server.target, stdin="Kyiv said so.")
+    assert done.returncode == 0, done.stderr
+    (section,) = json.loads(done.stdout)["sections"]
+    assert section["start"] == 0 and section["heading"] == ""
+    (mention,) = section["stances"][0]["mentions"]
+    assert mention == {"start": 0, "end": 4, "text": "Kyiv", "in_heading": False}
+
+
+def test_a_closed_pipe_ends_the_command_quietly(server: ServerProcess) -> None:
+    command = [sys.executable, "-m", "client.main", "classify", "-", "--json"]
+    writer = subprocess.Popen(
+        [*command, "--target", server.target],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stdin is not None and writer.stdout is not None and writer.stderr is not None
+    # Far more JSON than a pipe holds, so the writer is still writing when the pipe closes.
+    writer.stdin.write("\n\n".join([ARTICLE.read_text()] * 40).encode())
+    writer.stdin.close()
+    writer.stdout.readline()
+    writer.stdout.close()  # what `| head -n 1` does once it has its line
+    assert writer.wait(timeout=60) == 141
+    assert writer.stderr.read() == b""
+
+
+def test_write_errors_and_read_errors_say_which(server: ServerProcess) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "client.main", "classify", str(ARTICLE)],
+            cwd=REPO,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TOPICSTANCE_TARGET": server.target},
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "topicstance: cannot write the output: No space left on device"
+    unreadable = run_cli("classify", "/no/such/file.txt")
+    assert unreadable.stderr.strip() == (
+        "topicstance: cannot read /no/such/file.txt: No such file or directory"
+    )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import DATA, copy_taxonomy
 from training.dataset import (
     DataError,
     Section,
@@ -21,6 +20,7 @@ from training.dataset import (
 
 GOOD: dict[str, Any] = {
     "id": "t-1",
+    "basis": "invented",
     "text": "Russian forces pushed toward the river crossing as Kyiv moved reserves east.",
     "topics": ["territory"],
     "stances": {"russia": "confrontational", "ukraine": "neutral"},
@@ -31,7 +31,7 @@ OTHER_TEXT = "Kyiv sent fresh brigades toward the southern bridgehead while Russ
 
 def write_corpus(directory: Path, records: list[Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DATA / "taxonomy.toml", directory / "taxonomy.toml")
+    copy_taxonomy(directory)
     lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
     (directory / "part.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
@@ -74,6 +74,9 @@ def test_good_record_loads(tmp_path: Path) -> None:
         ({"id": "has space"}, "id: expected 1-64 characters"),
         ({"colour": "red"}, "colour: unknown field"),
         ({"heading": "two\nlines"}, "heading: expected a one-line string"),
+        ({"basis": None}, "basis: expected one of ['invented', 'real_event'], got None"),
+        ({"basis": "rumour"}, "basis: expected one of ['invented', 'real_event'], got 'rumour'"),
+        ({"lang": "fr"}, "lang: expected one of the taxonomy's languages ['en', 'uk', 'ru']"),
     ],
 )
 def test_bad_records_name_file_line_and_field(
@@ -105,6 +108,7 @@ def test_documents_must_be_consecutive(tmp_path: Path) -> None:
         {**GOOD, "id": "a", "doc": "d1"},
         {
             "id": "b",
+            "basis": "invented",
             "text": "The central bank held its rates again on Thursday.",
             "topics": [],
             "stances": {},

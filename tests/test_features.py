@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from service import inference
-from service.bundle import ModelBundle, load_bundle
-from service.features import (
+from tests.conftest import DATA
+from topicstance import inference
+from topicstance.bundle import ModelBundle, load_bundle
+from topicstance.features import (
     CharNgramTfidf,
     FeatureListTfidf,
     StanceInput,
@@ -18,7 +19,6 @@ from service.features import (
     stance_inputs,
     with_bigrams,
 )
-from tests.conftest import DATA
 from training.dataset import load_corpus
 
 TEXTS = [s.full_text for s in load_corpus(DATA).sections[::7]]

@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.bundle import MANIFEST_FILE, SIGNATURE_FILE, publish
 from service.config import parse_settings
 from tests.certs import make_pki
 from tests.serving import REPO, ServerProcess, open_channel, start_server
+from topicstance.bundle import MANIFEST_FILE, SIGNATURE_FILE, publish
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
@@ -652,7 +652,7 @@ def test_tls_and_mutual_tls(model_dir: Path, tmp_path: Path) -> None:
         tls_flags = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert)]
         target = f"localhost:{mutual.port}"
         cli = subprocess.run(
-            [sys.executable, "-m", "service.cli", "classify", "-", "--target", target,
+            [sys.executable, "-m", "client.main", "classify", "-", "--target", target,
              *tls_flags, "--tls-key", str(pki.client_key)],
             input=PARAGRAPH, capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
         )  # fmt: skip

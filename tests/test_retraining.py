@@ -13,9 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from service.bundle import MANIFEST_FILE, POINTER_FILE, read_manifest, resolve
-from tests.conftest import DATA
+from tests.conftest import DATA, copy_taxonomy
 from tests.serving import REPO, start_server
+from topicstance.bundle import MANIFEST_FILE, POINTER_FILE, read_manifest, resolve
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 from training import train
@@ -33,12 +33,12 @@ def write_jsonl(path: Path, records: Sequence[Mapping[str, object]]) -> Path:
 def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every tenth section of our corpus, with our taxonomy: quick to train on."""
     directory = tmp_path_factory.mktemp("small")
-    shutil.copy(DATA / "taxonomy.toml", directory)
+    copy_taxonomy(directory)
     sections = load_corpus(DATA).sections[::10]
     write_jsonl(
         directory / "small.jsonl",
-        [{"id": s.id, "text": s.text, "heading": s.heading, "topics": list(s.topics),
-          "stances": s.stances} for s in sections],
+        [{"id": s.id, "basis": s.basis, "text": s.text, "heading": s.heading,
+          "topics": list(s.topics), "stances": s.stances} for s in sections],
     )  # fmt: skip
     return directory
 
@@ -55,7 +55,7 @@ def models(small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "training.analyst", *args],
+        [sys.executable, "-m", "client.main", *args],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -90,16 +90,16 @@ def test_csv_errors_come_all_at_once_and_nothing_is_written(
 ) -> None:
     data = tmp_path / "theirs"
     data.mkdir()
-    shutil.copy(small / "taxonomy.toml", data)
+    copy_taxonomy(data)
     rows = [
-        ["id", "text", "topics", "stances"],
-        ["a1", "Russian troops took two villages west of the river.", "territory",
+        ["id", "basis", "text", "topics", "stances"],
+        ["a1", "invented", "Russian troops took two villages west of the river.", "territory",
          "russia=confrontational"],
-        ["a2", "Kyiv asked for more interceptors after the night attack.", "weather",
+        ["a2", "invented", "Kyiv asked for more interceptors after the night attack.", "weather",
          "ukraine=cooperative"],
-        ["a3", "The White House announced new sanctions on oil traders.", "us_policy",
+        ["a3", "invented", "The White House announced new sanctions on oil traders.", "us_policy",
          "united_states:confrontational"],
-        ["a4", "A short one.", "", ""],
+        ["a4", "invented", "A short one.", "", ""],
     ]  # fmt: skip
     with (data / "theirs.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
@@ -120,8 +120,9 @@ def test_base_data_plus_theirs_reports_duplicates(
 
     def record(index: int, text: str) -> dict[str, object]:
         section = ours[index]
-        return {"id": f"their-{index + 1}", "text": text, "heading": section.heading,
-                "topics": list(section.topics), "stances": section.stances}  # fmt: skip
+        return {"id": f"their-{index + 1}", "basis": "invented", "text": text,
+                "heading": section.heading, "topics": list(section.topics),
+                "stances": section.stances}  # fmt: skip
 
     new = "Our own new paragraph: Valencia's port unions went on a labour strike over pay."
     theirs = write_jsonl(
@@ -129,7 +130,7 @@ def test_base_data_plus_theirs_reports_duplicates(
         [
             record(0, ours[0].text),
             record(1, ours[1].text + " Officials confirmed it."),
-            {"id": "their-3", "text": new, "topics": [], "stances": {}},
+            {"id": "their-3", "basis": "invented", "text": new, "topics": [], "stances": {}},
         ],
     )
     out = tmp_path / "combined"
@@ -206,11 +207,18 @@ def test_evaluate_names_bad_records(models: Path, tmp_path: Path) -> None:
     records = [
         {
             "id": "x",
+            "basis": "invented",
             "text": "The weather stayed mild all week long.",
             "topics": ["nope"],
             "stances": {},
         },
-        {"id": "y", "text": "Kyiv waited for news from the talks.", "topics": [], "stances": {}},
+        {
+            "id": "y",
+            "basis": "invented",
+            "text": "Kyiv waited for news from the talks.",
+            "topics": [],
+            "stances": {},
+        },
     ]
     bad = write_jsonl(tmp_path / "bad.jsonl", records)
     done = run_cli("evaluate", "--model", str(models), "--data", str(bad))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.sections import heading_title, single_section, split_sections
 from tests.conftest import DATA, FIXTURES
+from topicstance.sections import heading_title, single_section, split_sections
 from training.dataset import Section, load_corpus
 
 PARAGRAPH = "Officials said the talks would resume next week, after a pause of two months."

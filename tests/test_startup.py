@@ -37,3 +37,27 @@ def test_bad_environment_value_is_named(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         parse_settings([], {"TOPICSTANCE_WORKERS": "many"})
     assert "TOPICSTANCE_WORKERS='many': expected int" in capsys.readouterr().err
+
+
+def make_serve_plan(model: Path) -> str:
+    """What `make serve` would run for this model path, without running it."""
+    done = subprocess.run(
+        ["make", "-n", "serve", f"TOPICSTANCE_MODEL={model}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_make_serve_serves_an_artifact_directory_as_it_is(model_dir: Path) -> None:
+    plan = make_serve_plan(model_dir)
+    assert "train.py" not in plan
+    assert f"TOPICSTANCE_MODEL={model_dir} .venv/bin/topicstance-server" in plan
+
+
+def test_make_serve_builds_a_missing_model_for_serving_only(tmp_path: Path) -> None:
+    plan = make_serve_plan(tmp_path / "new")
+    assert f"training/train.py --data training/data --out {tmp_path / 'new'} --serving-only" in plan

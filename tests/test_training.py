@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bundle import load_bundle, resolve
-from tests.conftest import DATA
+from tests.conftest import DATA, copy_taxonomy
+from topicstance.bundle import load_bundle, resolve
 from training import train
 from training.dataset import load_corpus
 
@@ -24,12 +24,13 @@ PROBE = [
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every fourth section of the real corpus: enough to train, quick to fit."""
     directory = tmp_path_factory.mktemp("small")
-    shutil.copy(DATA / "taxonomy.toml", directory)
+    copy_taxonomy(directory)
     corpus = load_corpus(DATA)
     lines = [
         json.dumps(
             {
                 "id": s.id,
+                "basis": s.basis,
                 "text": s.text,
                 "heading": s.heading,
                 "topics": list(s.topics),

@@ -1,6 +1,5 @@
-"""The `topicstance` command: the client, plus the analyst's tools.
+"""The analyst commands of `topicstance`: they read model directories, not servers.
 
-    topicstance classify FILE|- [--json] [--explain] [--target HOST:PORT]
     topicstance evaluate --model PATH --data FILE [--compare OTHER_MODEL]
     topicstance suggest --model PATH --unlabeled FILE [-n 50] [--out FILE]
 
@@ -15,15 +14,14 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from service.bundle import ArtifactError, ModelBundle, SectionPrediction, load_bundle
-from service.cli import add_client_commands, run_command
+from topicstance.bundle import ArtifactError, ModelBundle, SectionPrediction, load_bundle
 from training.dataset import DataError, Section, Taxonomy, load_corpus
 from training.evaluation import stance_scores, topic_scores
 
@@ -181,13 +179,8 @@ def suggest(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="topicstance",
-        description="Client for the topicstance service, and tools to evaluate and improve models.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_client_commands(commands)
+def add_commands(commands: Any) -> None:
+    """`evaluate` and `suggest`: the analyst's tools, run on a model directory."""
     evaluate_cmd = commands.add_parser("evaluate", help="score a model on a labeled file")
     evaluate_cmd.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate_cmd.add_argument(
@@ -195,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_cmd.add_argument("--compare", type=Path, help="a second model, scored side by side")
     evaluate_cmd.add_argument("--json", action="store_true", help="print every score as JSON")
-    evaluate_cmd.set_defaults(run=evaluate)
+    evaluate_cmd.set_defaults(run=reporting(evaluate))
     suggest_cmd = commands.add_parser(
         "suggest", help="the sections to label next (least sure first)"
     )
@@ -207,20 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     suggest_cmd.add_argument(
         "--out", type=Path, help="write the JSONL here (default: standard output)"
     )
-    suggest_cmd.set_defaults(run=suggest)
-    return parser
+    suggest_cmd.set_defaults(run=reporting(suggest))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_command(args)
-    except (DataError, ArtifactError) as error:
-        problems = error.problems if isinstance(error, DataError) else [str(error)]
-        for problem in problems:
-            print(f"topicstance: {problem}", file=sys.stderr)
-        return 1
+def reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The command, with data and artifact problems as lines on stderr and exit status 1."""
 
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (DataError, ArtifactError) as error:
+            problems = error.problems if isinstance(error, DataError) else [str(error)]
+            for problem in problems:
+                print(f"topicstance: {problem}", file=sys.stderr)
+            return 1
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run

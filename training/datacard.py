@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.dataset import Corpus, DataError, Section, load_corpus, split
+from training.dataset import BASES, Corpus, DataError, Section, load_corpus, split
+from training.provenance import PATTERNS_FILE, Patterns, candidates
 
 CARD = "README.md"
 LENGTH_BINS = (15, 40, 80, 120, 160, 200, 250, 301)
@@ -141,7 +142,73 @@ def variety(corpus: Corpus) -> str:
     )
 
 
-def render(corpus: Corpus) -> str:
+def provenance(corpus: Corpus, directory: Path) -> str:
+    """What each record retells, per file and per primary label, and the candidates."""
+    none = corpus.taxonomy.none_topic
+
+    def counts(sections: Sequence[Section]) -> list[int]:
+        return [sum(s.basis == basis for s in sections) for basis in BASES]
+
+    by_file = [
+        [f"`{path.name}`", *counts([s for s in corpus.sections if _file(s) == path.name])]
+        for path in corpus.files
+    ]
+    labels = [*corpus.taxonomy.topics, none]
+    by_label = [
+        [f"`{label}`", *counts([s for s in corpus.sections if s.primary_topic(none) == label])]
+        for label in labels
+    ]
+    total = ["all", *counts(corpus.sections)]
+    lines = [
+        "### What the sections retell (`basis`)",
+        "",
+        _table(["file", *[f"`{b}`" for b in BASES]], [*by_file, total]),
+        "",
+        _table(["primary topic", *[f"`{b}`" for b in BASES]], by_label),
+    ]
+    patterns_file = directory / PATTERNS_FILE
+    if patterns_file.is_file():
+        found = candidates(corpus.sections, Patterns.load(patterns_file))
+        listed = ", ".join(f"`{s.id}` ({s.basis})" for s in found)
+        lines += [
+            "",
+            f"Candidates that might retell a real event as it was reported: {len(found)} "
+            "(`python -m training.provenance candidates`), each reviewed and "
+            f"written from the facts with specifics of our own: {listed or 'none'}.",
+        ]
+    return "\n".join(lines)
+
+
+def _file(section: Section) -> str:
+    return Path(section.source.rsplit(":", 1)[0]).name
+
+
+def languages(corpus: Corpus, train: list[Section], test: list[Section]) -> str:
+    """Sections, primary topics, two-topic share and stances per language."""
+    taxonomy = corpus.taxonomy
+    none = taxonomy.none_topic
+    labels = [*taxonomy.topics, none]
+    held = {s.id for s in test}
+    rows = []
+    for code in taxonomy.languages:
+        mine = [s for s in corpus.sections if s.lang == code]
+        multi = sum(len(s.topics) >= 2 for s in mine)
+        pairs = Counter(stance for s in mine for stance in s.stances.values())
+        rows.append(
+            [
+                code,
+                len(mine),
+                sum(s.id in held for s in mine),
+                *[sum(s.primary_topic(none) == label for s in mine) for label in labels],
+                _share(multi, len(mine)),
+                ", ".join(f"{stance} {pairs[stance]}" for stance in taxonomy.stances),
+            ]
+        )
+    header = ["language", "sections", "held out", *[f"`{x}`" for x in labels], "2+ topics"]
+    return "\n".join(["### Languages", "", _table([*header, "stance pairs"], rows)])
+
+
+def render(corpus: Corpus, directory: Path) -> str:
     train, test = split(corpus)
     files = ", ".join(f"`{path.name}`" for path in corpus.files)
     figures = "\n\n".join(
@@ -151,8 +218,10 @@ def render(corpus: Corpus) -> str:
             f"{len(test)} held out. Dataset SHA-256 `{corpus.sha256()[:16]}...`.",
             label_counts(corpus, train, test),
             stance_counts(corpus),
+            languages(corpus, train, test),
             length_histogram(corpus.sections),
             variety(corpus),
+            provenance(corpus, directory),
         ]
     )
     return TEMPLATE.read_text(encoding="utf-8").replace(FIGURES_MARK, figures)
@@ -164,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check the card is up to date")
     args = parser.parse_args(argv)
     try:
-        card = render(load_corpus(args.data))
+        card = render(load_corpus(args.data), args.data)
     except DataError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.actors import ActorMatcher
+from topicstance.actors import ActorMatcher
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "lang", "basis", "topics", "stances"}
@@ -175,8 +175,10 @@ def load_taxonomy(path: Path) -> Taxonomy:
     problems += _word_lists(config, "stance_cues", config.get("stances", []), path)
     problems += _word_lists(config, "topic_keywords", config.get("topics", []), path)
     languages = config.get("languages", ["en"])
-    if not isinstance(languages, list) or not languages or not all(
-        isinstance(code, str) and LANGUAGE_CODE.match(code) for code in languages
+    if (
+        not isinstance(languages, list)
+        or not languages
+        or not all(isinstance(code, str) and LANGUAGE_CODE.match(code) for code in languages)
     ):
         problems.append(f"{path}: languages: expected a non-empty list of ISO 639-1 codes")
         languages = ["en"]
@@ -230,8 +232,8 @@ def _with_languages(
                 continue
             for key in ("aliases", "exclude"):
                 actors[name][key] += list(spec.get(key, []))
-        for key in LANGUAGE_LISTS:
-            labels = config.get(LANGUAGE_LISTS[key], [])
+        for key, label_set in LANGUAGE_LISTS.items():
+            labels = config.get(label_set, [])
             problems += _word_lists(language, key, labels, language_path)
             for label, words in language.get(key, {}).items():
                 lists[key].setdefault(label, []).extend(words)
@@ -403,7 +405,7 @@ def parse_record(
         register=record.get("register"),
         source=where,
         lang=lang,
-        basis=basis,
+        basis=str(basis),
     )
     return section, actor_problems(section, matcher)
 
@@ -511,7 +513,10 @@ def near_duplicates(texts: Sequence[str]) -> list[tuple[int, int, float]]:
 
 
 def stratum(section: Section, taxonomy: Taxonomy, in_document: bool) -> str:
-    return DOCUMENT_STRATUM if in_document else section.primary_topic(taxonomy.none_topic)
+    """The primary topic, or `document`; prefixed by the language beyond the first, so
+    every language is held out in proportion and adding one leaves the others' split."""
+    name = DOCUMENT_STRATUM if in_document else section.primary_topic(taxonomy.none_topic)
+    return name if section.lang == taxonomy.default_language else f"{section.lang}:{name}"
 
 
 def group_hash(group: str) -> float:
@@ -523,7 +528,7 @@ def held_out_groups(sections: Sequence[Section], taxonomy: Taxonomy) -> set[str]
     """The held-out groups: in each stratum, the share with the lowest hashes.
 
     Strata are the primary topic (single sections) and `document` (multi-section
-    documents), so every label is held out in proportion. Adding a section moves
+    documents), per language, so every label is held out in proportion. Adding a section moves
     at most one group across the line, so the split stays fixed as data grows.
     """
     doc_ids = {s.doc for s in sections if s.doc}

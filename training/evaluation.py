@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from service.features import StanceInput
+from topicstance.features import StanceInput
 
 THRESHOLD_GRID = np.round(np.arange(0.10, 0.91, 0.02), 2)
 

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
-from service.bundle import sentence_evidence, stack_inputs, stacked_probs
+from topicstance.bundle import sentence_evidence, stack_inputs, stacked_probs
 from training.dataset import Section, Taxonomy
 from training.evaluation import (
     keyword_stances,

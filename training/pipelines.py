@@ -13,8 +13,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from service.actors import ActorMatcher
-from service.features import (
+from topicstance.actors import ActorMatcher
+from topicstance.features import (
     ActorContext,
     CharNgramTfidf,
     CueCounts,

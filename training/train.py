@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,8 +32,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
-from service.bundle import MANIFEST_FILE, POINTER_FILE, file_sha256, publish, save_artifact
-from service.config import SIGNING_KEY_ENV
+from topicstance.bundle import (
+    MANIFEST_FILE,
+    POINTER_FILE,
+    file_sha256,
+    publish,
+    save_artifact,
+    signing_key,
+)
 from training import report
 from training.dataset import (
     Corpus,
@@ -99,6 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--search", action="store_true", help="compare model families first (slow)")
     parser.add_argument(
         "--no-report", action="store_true", help="skip the learning curve and plots"
+    )
+    parser.add_argument(
+        "--serving-only",
+        action="store_true",
+        help="build the model to serve, fast: no report, baselines or stance cross-validation "
+        "(what `make serve` does on first use; `make train` writes the full report)",
     )
     return parser.parse_args(argv)
 
@@ -207,6 +218,7 @@ def provenance(corpus: Corpus, args: argparse.Namespace, config: dict[str, Any])
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.no_report = args.no_report or args.serving_only
     started = time.perf_counter()
     try:
         corpus = load_data(args)
@@ -225,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     taxonomy = corpus.taxonomy
     train, test = split(corpus)
     print(f"data: {len(corpus.sections)} sections, {len(train)} train, {len(test)} held out")
-    progress = Progress(6 + int(args.search) + 2 * int(not args.no_report))
+    full = not args.serving_only
+    progress = Progress(4 + int(args.search) + 2 * int(full) + 2 * int(not args.no_report))
     topic_config, stance_config = DEFAULT_TOPIC, DEFAULT_STANCE
     search_lines: list[str] = []
     if args.search:
@@ -239,9 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         f"cross-validating topics ({CV_FOLDS} folds)",
         lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
     )
-    stance_folds = progress.step(
-        f"cross-validating stances ({CV_FOLDS} folds)",
-        lambda: cross_validate_stances(train, taxonomy, stance_config, args.seed),
+    stance_folds = (
+        progress.step(
+            f"cross-validating stances ({CV_FOLDS} folds)",
+            lambda: cross_validate_stances(train, taxonomy, stance_config, args.seed),
+        )
+        if full
+        else []
     )
     heads = progress.step(
         "fitting the topic heads",
@@ -251,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         "fitting the stance head", lambda: fit_stances(train, taxonomy, stance_config, args.seed)
     )
     held = evaluate(heads, stance_model, test, taxonomy)
-    base = progress.step("scoring the baselines", lambda: baselines(train, test, taxonomy))
+    base = (
+        progress.step("scoring the baselines", lambda: baselines(train, test, taxonomy))
+        if full
+        else {}
+    )
     curve = []
     if not args.no_report:
         curve = progress.step(
@@ -270,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": {"topics": held.topics, "stances": held.stances},
         "cross_validation": {
             "topics": summarize(topic_folds, ["macro_f1", "micro_f1", "primary_accuracy"]),
-            "stances": summarize(stance_folds, ["macro_f1", "f_avg", "accuracy"]),
+            "stances": summarize(stance_folds, ["macro_f1", "f_avg", "accuracy"])
+            if stance_folds
+            else {},
         },
         "baselines": base,
         "learning_curve": curve,
@@ -291,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     out = artifact_directory(args.out, version, args.force)
     assert out is not None  # refused above
     metrics["training_seconds"] = round(time.perf_counter() - started, 1)
-    key = os.environ.get(SIGNING_KEY_ENV, "").encode() or None
+    key = signing_key()
     manifest = progress.step(
         "writing the artifact",
         lambda: save_artifact(

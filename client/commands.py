@@ -1,4 +1,4 @@
-"""The `topicstance` command-line client.
+"""The client commands of `topicstance`: calls an analyst makes by hand over gRPC.
 
 topicstance classify FILE|- [--json] [--explain] [--target HOST:PORT]
 topicstance info [--json] [--target HOST:PORT]
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,25 @@ DEFAULT_TARGET = os.environ.get("TOPICSTANCE_TARGET", "127.0.0.1:50051")
 TIMEOUT_SECONDS = 30.0
 
 
+class ReadError(Exception):
+    """An input could not be read; the message names it and why."""
+
+
 def read_input(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ReadError(f"cannot read {path}: {reason}") from error
+
+
+def to_json(message: Any) -> str:
+    """The message as JSON with every field, zero values included (offset 0 is an offset)."""
+    return json_format.MessageToJson(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def format_section(index: int, section: pb.SectionResult) -> str:
@@ -74,7 +89,7 @@ def classify(args: argparse.Namespace) -> int:
             pb.ClassifyDocumentRequest(text=text, explain=args.explain), timeout=TIMEOUT_SECONDS
         )
     if args.json:
-        print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+        print(to_json(response))
         return 0
     print(f"{'#':>2}  {'heading':<48}  {'primary':<10}  {'topics':<28}  stances")
     for index, section in enumerate(response.sections, start=1):
@@ -91,7 +106,7 @@ def info(args: argparse.Namespace) -> int:
             pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS
         )
     if args.json:
-        print(json_format.MessageToJson(response, preserving_proto_field_name=True))
+        print(to_json(response))
         return 0
     held_out = [
         f"{name.removeprefix('held_out.')} {value:.3f}"
@@ -117,7 +132,7 @@ def add_connection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
 
 
-def add_client_commands(commands: Any) -> None:
+def add_commands(commands: Any) -> None:
     """`classify FILE|-` and `info`: the calls an analyst makes by hand."""
     classify_cmd = commands.add_parser(
         "classify", help="split a document into sections and classify them"
@@ -128,39 +143,23 @@ def add_client_commands(commands: Any) -> None:
         "--explain", action="store_true", help="show the terms behind each prediction"
     )
     add_connection_options(classify_cmd)
-    classify_cmd.set_defaults(run=classify)
+    classify_cmd.set_defaults(run=reporting(classify))
     info_cmd = commands.add_parser("info", help="the model a server is using")
     info_cmd.add_argument("--json", action="store_true", help="print the response as JSON")
     add_connection_options(info_cmd)
-    info_cmd.set_defaults(run=info)
+    info_cmd.set_defaults(run=reporting(info))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="topicstance", description="Client for the topicstance service."
-    )
-    add_client_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
+def reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The command, with its failures as one line on stderr and exit status 1."""
 
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run the chosen command; errors become one line on stderr and exit code 1."""
-    try:
-        return int(args.run(args))
-    except grpc.RpcError as error:
-        print(f"topicstance: {error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
-    except (OSError, UnicodeDecodeError) as error:
-        print(
-            f"topicstance: cannot read {getattr(error, 'filename', None) or args.file}: {error}",
-            file=sys.stderr,
-        )
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except grpc.RpcError as error:
+            print(f"topicstance: {error.code().name}: {error.details()}", file=sys.stderr)
+        except ReadError as error:
+            print(f"topicstance: {error}", file=sys.stderr)
         return 1
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return run

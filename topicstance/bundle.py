@@ -30,15 +30,24 @@ import numpy as np
 import sklearn
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from service import inference
-from service.actors import ActorMatcher, Mention
-from service.features import ACTOR_TOKEN, OTHER_TOKEN, sentence_spans, stance_inputs
+from topicstance import inference
+from topicstance.actors import ActorMatcher, Mention
+from topicstance.features import ACTOR_TOKEN, OTHER_TOKEN, sentence_spans, stance_inputs
 
 ARTIFACT_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 POINTER_FILE = "CURRENT"
-FORMAT_VERSION = 1
+# Version 2: the pickled classes live in the `topicstance` package (version 1 named
+# `service.*`), so older artifacts cannot be unpickled and must be retrained.
+FORMAT_VERSION = 2
+# The HMAC key that signs and checks manifests comes from the environment only.
+SIGNING_KEY_ENV = "TOPICSTANCE_SIGNING_KEY"
+
+
+def signing_key() -> bytes | None:
+    """The manifest signing key, if one is set (never a flag: flags show in `ps`)."""
+    return os.environ.get(SIGNING_KEY_ENV, "").encode() or None
 
 
 class ArtifactError(Exception):
@@ -185,6 +194,12 @@ def verify_artifact(directory: Path, signing_key: bytes | None = None) -> dict[s
         raise ArtifactError(
             f"{artifact} does not match its manifest (SHA-256 {actual[:12]}..., manifest says "
             f"{str(expected)[:12]}...): refusing to load a modified or truncated artifact"
+        )
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory}: artifact format {manifest.get('format_version')} is not this "
+            f"server's format {FORMAT_VERSION}: retrain the model (make train, or "
+            "training/train.py --out DIR)"
         )
     trained = manifest.get("library_versions", {}).get("scikit-learn", "")
     if _minor(trained) != _minor(sklearn.__version__):

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from service.actors import Mention, group_by_actor
+from topicstance.actors import Mention, group_by_actor
 
 ACTOR_TOKEN = "xactorx"
 OTHER_TOKEN = "xotherx"

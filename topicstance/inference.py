@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from service.features import CueCounts, _FastTfidf
+from topicstance.features import CueCounts, _FastTfidf
 
 
 def transform(estimator: Any, inputs: Any) -> Any:

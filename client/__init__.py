@@ -1,0 +1,1 @@
+"""Clients of the topicstance service: the `topicstance` command and its gRPC calls."""
