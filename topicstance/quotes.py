@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from topicstance.actors import Mention
 
 # Opening mark -> closing marks. Straight double quotes pair with the next one.
-_PAIRS = {"“": "”\"", "«": "»", "„": "“”", '"': '"'}
+_PAIRS = {"“": '”"', "«": "»", "„": "“”", '"': '"'}
 _SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
 # How far an attribution may sit from its quote, in characters.
 ATTRIBUTION_REACH = 120
@@ -70,9 +70,22 @@ def _words(words: Iterable[str]) -> re.Pattern[str]:
 class QuoteAttributor:
     """Attributes quotes to actors; speech verbs and pronouns are data, per language."""
 
-    def __init__(self, speech_verbs: Iterable[str], pronouns: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        speech_verbs: Iterable[str],
+        pronouns: Iterable[str] = (),
+        first_person: Iterable[str] = (),
+    ) -> None:
         self._verb = _words(speech_verbs)
         self._pronoun = _words(pronouns)
+        words = sorted({w.lower() for w in first_person}, key=len, reverse=True)
+        forms = [form for w in words for form in (w, w[:1].upper() + w[1:])]
+        body = "|".join(re.escape(w) for w in forms) or r"(?!x)x"
+        self._first_person = re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+
+    def speaker_words(self, quote: str) -> list[tuple[int, int]]:
+        """Where the speaker names itself inside its quote ("we", "our"): its mentions."""
+        return [(m.start(), m.end()) for m in self._first_person.finditer(quote)]
 
     def quotes(self, text: str, mentions: Sequence[Mention]) -> list[Quote]:
         """Every quote with its speaker: named next to it, or carried from the last."""
