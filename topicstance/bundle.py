@@ -236,9 +236,11 @@ class ModelBundle:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []
-        topic_scores = self.topic_model.scores(texts)
-        answers = self.topic_model.decide(topic_scores)
         mentions = [self.matcher.find(text) for text in texts]
+        topic_scores = self.topic_model.scores(
+            texts, [{m.actor for m in found} for found in mentions]
+        )
+        answers = self.topic_model.decide(topic_scores)
         stance_scores = self.stance_model.scores(texts, mentions)
         explainer = self.explainer() if explain else None
         results, row = [], 0

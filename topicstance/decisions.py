@@ -101,39 +101,48 @@ def calibrate(probs: np.ndarray, calibrator: Mapping[str, Any] | None) -> np.nda
     raise ValueError(f"unknown calibrator {kind!r}")
 
 
-def choose_primaries(
-    primary_probs: np.ndarray,
-    listed: np.ndarray,
-    vote_share: np.ndarray,
-    *,
-    weight: float,
-    labels: Sequence[str],
-    none: str,
-) -> list[str]:
-    """The primary topic by the rule "the topic most sentences are about".
+def primary_inputs(
+    primary_probs: np.ndarray, evidence: SentenceEvidence, stacked: np.ndarray
+) -> np.ndarray:
+    """What the primary stacker reads per section: the primary head's log-probabilities
+    (every label, the none topic included), and per topic its share of the sentences'
+    votes, its listing log-odds, its best sentence's log-odds and how many sentences
+    pass. The rule is "the primary is the topic most sentences are about"; the head
+    alone follows the loudest cues."""
+    return np.hstack(
+        [
+            np.log(np.clip(primary_probs, _EPSILON, 1.0)),
+            evidence.vote_share(),
+            logit(stacked),
+            logit(evidence.highest),
+            evidence.passing,
+        ]
+    )
 
-    `primary_probs` has one column per label of `labels` (the topics, then the none
-    topic). A section whose most likely label is the none topic has none. Otherwise
-    the candidates are the listed topics and the primary head's best topic; each
-    scores its log-probability from the primary head plus `weight` times its share of
-    sentence votes, so sentence coverage decides between topics the head finds close.
-    """
-    none_column = labels.index(none)
-    topics = [i for i in range(len(labels)) if i != none_column]
-    primaries = []
-    for row in range(len(primary_probs)):
-        probs = primary_probs[row]
-        if int(np.argmax(probs)) == none_column:
-            primaries.append(none)
-            continue
-        best = max(topics, key=lambda i: probs[i])
-        candidates = {best} | {topics[j] for j in np.flatnonzero(listed[row])}
-        score = {
-            i: np.log(max(probs[i], _EPSILON)) + weight * vote_share[row, topics.index(i)]
-            for i in candidates
-        }
-        primaries.append(labels[max(score, key=lambda i: score[i])])
-    return primaries
+
+def choose_primaries(scores: np.ndarray, labels: Sequence[str], allowed: np.ndarray) -> list[str]:
+    """The best-scoring label per row among those `allowed` (the none topic always is)."""
+    return [labels[i] for i in np.where(allowed, scores, -np.inf).argmax(axis=1)]
+
+
+def primary_scores(inputs: np.ndarray, stacker: Mapping[str, Any]) -> np.ndarray:
+    """The primary stacker's scores: a multinomial logistic model fitted on out-of-fold
+    scores, one column per label of `stacker["labels"]`."""
+    return np.asarray(inputs @ stacker["coef"].T + stacker["intercept"])
+
+
+def allowed_topics(
+    topics: Sequence[str], requires: Mapping[str, Sequence[str]], actors: Sequence[set[str]]
+) -> np.ndarray:
+    """Per text and topic, whether the topic may be listed: a topic that requires actors
+    (`us_policy` needs a US actor, by the rules) only where one of them is mentioned."""
+    return np.asarray(
+        [
+            [not requires.get(topic) or bool(found & set(requires[topic])) for topic in topics]
+            for found in actors
+        ],
+        dtype=bool,
+    ).reshape(len(actors), len(topics))
 
 
 def combine_stances(
@@ -158,3 +167,13 @@ def stance_inputs(section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray)
             flag,
         ]
     )
+
+
+def own_quote_wins(
+    probs: np.ndarray, quote: np.ndarray, has_quote: np.ndarray, at: float, polar: np.ndarray
+) -> np.ndarray:
+    """The rule "the actor's own direct quote wins": where the quote head is at least
+    `at` sure of a posture that takes a side, that posture becomes the answer; the
+    quote head's probabilities replace the others for that actor."""
+    wins = has_quote & (quote.max(axis=1) >= at) & polar[quote.argmax(axis=1)]
+    return np.where(wins[:, None], quote, probs)

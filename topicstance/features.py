@@ -137,6 +137,66 @@ def stance_inputs(
     return inputs
 
 
+def sentences_of(text: str) -> list[str]:
+    """The sentences of a text, as `sentence_spans` cuts it."""
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def word_grams(words: Sequence[str], ngram_range: tuple[int, int]) -> list[str]:
+    """Word n-grams as sklearn builds them: the words, then pairs, then triples..."""
+    low, high = ngram_range
+    grams = list(words) if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return grams
+
+
+def char_wb_grams(word: str, ngram_range: tuple[int, int]) -> list[str]:
+    """Character n-grams of one word padded with spaces, as sklearn's `char_wb`."""
+    padded = f" {word} "
+    grams = []
+    for n in range(ngram_range[0], ngram_range[1] + 1):
+        offset = 0
+        grams.append(padded[offset : offset + n])
+        while offset + n < len(padded):
+            offset += 1
+            grams.append(padded[offset : offset + n])
+        if offset == 0:  # a word shorter than n counts once
+            break
+    return grams
+
+
+class SentenceWordGrams:
+    """Analyzer: word n-grams that never cross a sentence boundary, so a section's
+    n-grams are exactly those of its sentences (which the sentence stacker scores)."""
+
+    def __init__(self, ngram_range: tuple[int, int]) -> None:
+        self.ngram_range = ngram_range
+
+    def __call__(self, text: str) -> list[str]:
+        return [
+            gram
+            for sentence in sentences_of(text)
+            for gram in word_grams(_WORD.findall(sentence.lower()), self.ngram_range)
+        ]
+
+
+class SentenceCharGrams:
+    """Analyzer: `char_wb` n-grams of the words of each sentence (sentence boundaries
+    drop the closing marks after a full stop, as `sentence_spans` does)."""
+
+    def __init__(self, ngram_range: tuple[int, int]) -> None:
+        self.ngram_range = ngram_range
+
+    def __call__(self, text: str) -> list[str]:
+        return [
+            gram
+            for sentence in sentences_of(text)
+            for word in sentence.lower().split()
+            for gram in char_wb_grams(word, self.ngram_range)
+        ]
+
+
 def given(features: list[str]) -> list[str]:
     """The analyzer of vectorizers fed ready-made features (module level: picklable)."""
     return features
@@ -297,6 +357,10 @@ class _FastTfidf(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def _columns(self, document: Any) -> list[int] | np.ndarray:
         raise NotImplementedError
 
+    def sentence_columns(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        """Per sentence, its columns; their concatenation is the whole text's."""
+        raise NotImplementedError
+
     def fit(self, documents: Sequence[Any], y: Any = None) -> _FastTfidf:
         self.fit_transform(documents)
         return self
@@ -345,27 +409,49 @@ class FeatureListTfidf(_FastTfidf):
 
 class WordNgramTfidf(_FastTfidf):
     """TF-IDF of word n-grams, as sklearn's TfidfVectorizer with its default tokens
-    (two or more word characters) and lower-casing."""
+    (two or more word characters) and lower-casing; with `sentences`, n-grams stay
+    inside sentences."""
 
     def __init__(
-        self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, sublinear_tf: bool = True
+        self,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int = 2,
+        sublinear_tf: bool = True,
+        sentences: bool = False,
     ) -> None:
         super().__init__(min_df=min_df, sublinear_tf=sublinear_tf)
         self.ngram_range = ngram_range
+        self.sentences = sentences
 
     def _vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        if self.sentences:
+            return TfidfVectorizer(
+                analyzer=SentenceWordGrams(self.ngram_range),
+                min_df=self.min_df,
+                sublinear_tf=self.sublinear_tf,
+            )
         return TfidfVectorizer(
             ngram_range=self.ngram_range, min_df=self.min_df, sublinear_tf=self.sublinear_tf
         )
 
-    def _columns(self, text: str) -> list[int]:
-        words = _WORD.findall(text.lower())
-        low, high = self.ngram_range
-        grams = list(words) if low == 1 else []
-        for n in range(max(low, 2), high + 1):
-            grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    def _columns(self, text: str) -> list[int] | np.ndarray:
+        if self.sentences:
+            found = self.sentence_columns(sentences_of(text))
+            return np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+        return self._lookup(word_grams(_WORD.findall(text.lower()), self.ngram_range))
+
+    def sentence_columns(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        return [
+            np.asarray(
+                self._lookup(word_grams(_WORD.findall(sentence.lower()), self.ngram_range)),
+                dtype=np.int32,
+            )
+            for sentence in sentences
+        ]
+
+    def _lookup(self, grams: list[str]) -> list[int]:
         lookup = self.vectorizer_.vocabulary_.get
         return [column for column in map(lookup, grams) if column is not None]
 
@@ -381,14 +467,25 @@ class CharNgramTfidf(_FastTfidf):
     CACHE_WORDS = 200_000
 
     def __init__(
-        self, ngram_range: tuple[int, int] = (3, 5), min_df: int = 2, sublinear_tf: bool = True
+        self,
+        ngram_range: tuple[int, int] = (3, 5),
+        min_df: int = 2,
+        sublinear_tf: bool = True,
+        sentences: bool = False,
     ) -> None:
         super().__init__(min_df=min_df, sublinear_tf=sublinear_tf)
         self.ngram_range = ngram_range
+        self.sentences = sentences
 
     def _vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        if self.sentences:
+            return TfidfVectorizer(
+                analyzer=SentenceCharGrams(self.ngram_range),
+                min_df=self.min_df,
+                sublinear_tf=self.sublinear_tf,
+            )
         return TfidfVectorizer(
             analyzer="char_wb",
             ngram_range=self.ngram_range,
@@ -397,7 +494,15 @@ class CharNgramTfidf(_FastTfidf):
         )
 
     def _columns(self, text: str) -> np.ndarray:
-        words = text.lower().split()
+        if self.sentences:
+            found = self.sentence_columns(sentences_of(text))
+            return np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+        return self._words_columns(text.lower().split())
+
+    def sentence_columns(self, sentences: Sequence[str]) -> list[np.ndarray]:
+        return [self._words_columns(sentence.lower().split()) for sentence in sentences]
+
+    def _words_columns(self, words: list[str]) -> np.ndarray:
         if not words:
             return np.zeros(0, dtype=np.int32)
         return np.concatenate([self._word_columns(word) for word in words])
@@ -407,7 +512,7 @@ class CharNgramTfidf(_FastTfidf):
         columns = cache.get(word)
         if columns is None:
             lookup = self.vectorizer_.vocabulary_.get
-            grams = self.vectorizer_._char_wb_ngrams(word)
+            grams = char_wb_grams(word, self.ngram_range)
             found = [c for c in map(lookup, grams) if c is not None]
             columns = np.asarray(found, dtype=np.int32)
             if len(cache) < self.CACHE_WORDS:

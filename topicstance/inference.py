@@ -11,6 +11,7 @@ Anything they do not recognise falls back to scikit-learn's own method.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -21,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from topicstance.features import CueCounts, _FastTfidf
+from topicstance.features import CueCounts, _FastTfidf, sentences_of
 
 
 def transform(estimator: Any, inputs: Any) -> Any:
@@ -71,7 +72,12 @@ def _raw_block(block: Any, inputs: Any) -> _Block:
         rows = np.repeat(np.arange(count), width)
         columns = np.tile(np.arange(width), count)
         return _Block(rows, columns, values.reshape(-1), width)
-    per_doc = [final._columns(document) for document in inputs]
+    return _columns_block(final, [final._columns(document) for document in inputs])
+
+
+def _columns_block(final: Any, per_doc: Sequence[Any]) -> _Block:
+    """A TF-IDF block's raw entries from each document's column ids."""
+    count = len(per_doc)
     lengths = [len(columns) for columns in per_doc]
     if per_doc and isinstance(per_doc[0], np.ndarray):
         columns = np.concatenate(per_doc).astype(np.int64, copy=False)
@@ -86,10 +92,42 @@ def _raw_block(block: Any, inputs: Any) -> _Block:
     return _Block(rows, columns, np.ones(len(columns)), width, idf, sublinear, normalized=True)
 
 
+def sections_and_sentences(
+    union: Any, texts: Sequence[str], min_words: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix, list[int]]:
+    """A sentence-bounded feature union's rows for whole texts and for their sentences
+    of `min_words` words or more (with the text each came from), from one pass: a
+    text's columns are its sentences' columns put together."""
+    finals = [block for _, block in union.transformer_list if block not in (None, "drop")]
+    sentences = [sentences_of(text) for text in texts]
+    long_enough = [[len(s.split()) >= min_words for s in per_text] for per_text in sentences]
+    owners = [i for i, flags in enumerate(long_enough) for keep in flags if keep]
+    whole, parts = [], []
+    for final in finals:
+        per_text = [final.sentence_columns(per) for per in sentences]
+        whole.append(
+            _columns_block(
+                final, [np.concatenate(c) if c else np.zeros(0, np.int32) for c in per_text]
+            )
+        )
+        kept = [
+            c
+            for cols, flags in zip(per_text, long_enough, strict=True)
+            for c, keep in zip(cols, flags, strict=True)
+            if keep
+        ]
+        parts.append(_columns_block(final, kept))
+    return _assemble(whole, len(texts)), _assemble(parts, len(owners)), owners
+
+
 def _union_matrix(blocks: list[Any], inputs: Any) -> sp.csr_matrix:
     """The feature union's matrix in one sparse build: each block's columns shifted
     to its place, then tf, idf and per-block unit length applied to all at once."""
-    raw = [_raw_block(block, inputs) for block in blocks]
+    return _assemble([_raw_block(block, inputs) for block in blocks], len(inputs))
+
+
+def _assemble(raw: list[_Block], count: int) -> sp.csr_matrix:
+    """Blocks side by side, then tf, idf and per-block unit length applied at once."""
     offsets = np.cumsum([0] + [b.width for b in raw])
     matrix = sp.coo_matrix(
         (
@@ -99,7 +137,7 @@ def _union_matrix(blocks: list[Any], inputs: Any) -> sp.csr_matrix:
                 np.concatenate([b.columns + offsets[i] for i, b in enumerate(raw)]),
             ),
         ),
-        shape=(len(inputs), int(offsets[-1])),
+        shape=(count, int(offsets[-1])),
     ).tocsr()
     matrix.sum_duplicates()
     matrix.sort_indices()
@@ -114,9 +152,9 @@ def _union_matrix(blocks: list[Any], inputs: Any) -> sp.csr_matrix:
         if block.idf is not None:
             data[here] *= block.idf[matrix.indices[here] - offsets[index]]
     normalized = np.asarray([b.normalized for b in raw])[block_of]
-    segments = np.repeat(np.arange(len(inputs)), np.diff(matrix.indptr)) * len(raw) + block_of
+    segments = np.repeat(np.arange(count), np.diff(matrix.indptr)) * len(raw) + block_of
     squares = np.bincount(
-        segments, weights=np.where(normalized, data**2, 0.0), minlength=len(inputs) * len(raw)
+        segments, weights=np.where(normalized, data**2, 0.0), minlength=count * len(raw)
     )
     norms = np.sqrt(squares)
     norms[norms == 0] = 1.0

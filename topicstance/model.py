@@ -20,9 +20,13 @@ from topicstance import inference
 from topicstance.actors import Mention
 from topicstance.decisions import (
     SentenceEvidence,
+    allowed_topics,
     calibrate,
     choose_primaries,
     combine_stances,
+    own_quote_wins,
+    primary_inputs,
+    primary_scores,
     stack_inputs,
     stacked_probs,
 )
@@ -34,13 +38,17 @@ SENTENCE_MIN_WORDS = 4
 
 @dataclass
 class TopicScores:
-    """Everything the topic decision needs, and the features (for evidence)."""
+    """Everything the topic decision needs, and the features (for evidence).
+
+    `primary` holds the primary head's probabilities, or with a primary stacker, the
+    stacker's inputs."""
 
     features: Any
     section: np.ndarray
     evidence: SentenceEvidence
     probs: np.ndarray
     primary: np.ndarray
+    allowed: np.ndarray
 
 
 @dataclass
@@ -55,22 +63,47 @@ class TopicModel:
     thresholds: np.ndarray
     stacker: dict[str, np.ndarray] | None = None
     calibrator: dict[str, Any] | None = None
-    primary_weight: float = 0.0
+    primary_stacker: dict[str, Any] | None = None
+    requires: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def primary_labels(self) -> list[str]:
         return [str(c) for c in self.primary_classifier.classes_]
 
-    def scores(self, texts: Sequence[str]) -> TopicScores:
-        features = inference.transform(self.features, list(texts))
+    def scores(self, texts: Sequence[str], actors: Sequence[set[str]] | None = None) -> TopicScores:
+        """Probabilities and the primary's inputs; given the actors found per text, a
+        topic that requires an actor absent from the text gets probability 0."""
+        allowed = (
+            np.ones((len(texts), len(self.topics)), dtype=bool)
+            if actors is None
+            else allowed_topics(self.topics, self.requires, actors)
+        )
+        features, evidence = self.features_and_evidence(texts)
         section = inference.predict_proba(self.classifier, features)
-        evidence = self.sentence_evidence(texts)
-        probs = section
+        stacked = section
         if self.stacker is not None:
-            probs = stacked_probs(stack_inputs(section, evidence), self.stacker)
-        probs = calibrate(probs, self.calibrator)
+            stacked = stacked_probs(stack_inputs(section, evidence), self.stacker)
+        probs = calibrate(stacked, self.calibrator) * allowed
         primary = inference.predict_proba(self.primary_classifier, features)
-        return TopicScores(features, section, evidence, probs, primary)
+        if self.primary_stacker is not None:
+            primary = primary_inputs(primary, evidence, stacked)
+        return TopicScores(features, section, evidence, probs, primary, allowed)
+
+    def features_and_evidence(self, texts: Sequence[str]) -> tuple[Any, SentenceEvidence]:
+        """The texts' features, and every sentence of four words or more scored by the
+        section classifier; with sentence-bounded features, both from one pass."""
+        if _sentence_bounded(self.features):
+            features, sentences, owners = inference.sections_and_sentences(
+                self.features, texts, SENTENCE_MIN_WORDS
+            )
+            probs = (
+                inference.predict_proba(self.classifier, sentences)
+                if owners
+                else np.zeros((0, len(self.topics)))
+            )
+            evidence = SentenceEvidence.from_sentences(probs, owners, len(texts), len(self.topics))
+            return features, evidence
+        return inference.transform(self.features, list(texts)), self.sentence_evidence(texts)
 
     def sentence_evidence(self, texts: Sequence[str]) -> SentenceEvidence:
         """Score every sentence of four words or more with the section classifier."""
@@ -93,14 +126,20 @@ class TopicModel:
     def decide(self, scores: TopicScores) -> list[tuple[str, list[str]]]:
         """(primary, topics listed primary first) per text, as served."""
         listed = self.listed(scores.probs)
-        primaries = choose_primaries(
-            scores.primary,
-            listed,
-            scores.evidence.vote_share(),
-            weight=self.primary_weight,
-            labels=self.primary_labels,
-            none=self.none_topic,
+        if self.primary_stacker is None:
+            labels, ranked = self.primary_labels, scores.primary
+        else:
+            labels = self.primary_stacker["labels"]
+            ranked = primary_scores(scores.primary, self.primary_stacker)
+        allowed = np.column_stack(
+            [
+                scores.allowed[:, self.topics.index(label)]
+                if label in self.topics
+                else np.ones(len(ranked), dtype=bool)
+                for label in labels
+            ]
         )
+        primaries = choose_primaries(ranked, labels, allowed)
         answers: list[tuple[str, list[str]]] = []
         for row, primary in enumerate(primaries):
             if primary == self.none_topic:
@@ -110,6 +149,11 @@ class TopicModel:
             rest = [self.topics[i] for i in others if self.topics[i] != primary]
             answers.append((primary, [primary, *rest]))
         return answers
+
+
+def _sentence_bounded(features: Any) -> bool:
+    blocks: list[tuple[str, Any]] = getattr(features, "transformer_list", None) or []
+    return bool(blocks) and all(getattr(block, "sentences", False) for _, block in blocks)
 
 
 @dataclass
@@ -123,14 +167,35 @@ class StanceScores:
 
 
 @dataclass
+class QuoteHead:
+    """Reads an actor's own quoted words and tells the speaker's posture: trained on
+    labeled quotes, so "we will exchange one territory for another" reads as an offer."""
+
+    pipeline: Any
+    stances: tuple[str, ...]
+    _order: list[int] = field(default_factory=list, repr=False)
+
+    def probs(self, quotes: Sequence[str]) -> np.ndarray:
+        if not self._order:
+            classes = list(self.pipeline[-1].classes_)
+            self._order = [classes.index(s) for s in self.stances]
+        features = inference.transform(self.pipeline[:-1], list(quotes))
+        return inference.predict_proba(self.pipeline[-1], features)[:, self._order]
+
+
+@dataclass
 class StanceModel:
-    """One stance classifier over masked contexts, serving every actor; where an actor
-    is quoted, its own words are scored too and a combiner weighs the two views."""
+    """One stance classifier over masked contexts, serving every actor. Where an actor is
+    quoted, the quote head reads its own words; a combiner fitted on out-of-fold scores
+    weighs the two, and a confident own quote with a clear posture wins (the rules)."""
 
     pipeline: Any
     stances: tuple[str, ...]
     quotes: QuoteAttributor | None = None
+    quote_head: QuoteHead | None = None
     combiner: dict[str, np.ndarray] | None = None
+    quote_wins_at: float | None = None
+    neutral: str | None = None
     calibrator: dict[str, Any] | None = None
     _order: list[int] = field(default_factory=list, repr=False)
 
@@ -146,10 +211,17 @@ class StanceModel:
         features = inference.transform(self.pipeline[:-1], flat)
         section = self._probs(features)
         probs = section
-        if self.combiner is not None and self.quotes is not None:
-            quote, has_quote = self.quote_view(texts, mentions, inputs)
+        if self.combiner is not None:
+            quote, has_quote = self.quote_view(flat)
             probs = combine_stances(section, quote, has_quote, self.combiner)
+            if self.quote_wins_at is not None:
+                probs = own_quote_wins(probs, quote, has_quote, self.quote_wins_at, self.polar)
         return StanceScores(inputs, calibrate(probs, self.calibrator), section, features)
+
+    @property
+    def polar(self) -> np.ndarray:
+        """Which stances take a side (all but the neutral one)."""
+        return np.asarray([s != self.neutral for s in self.stances])
 
     def quoted(self, text: str, mentions: Sequence[Mention]) -> dict[str, list[tuple[int, int]]]:
         """The spans each actor is quoted saying (none without a quote attributor)."""
@@ -158,30 +230,25 @@ class StanceModel:
         found = self.quotes.quotes(text, mentions)
         return {actor: own_quotes(found, actor) for actor in {m.actor for m in mentions}}
 
-    def quote_view(
-        self,
-        texts: Sequence[str],
-        mentions: Sequence[Sequence[Mention]],
-        inputs: Sequence[Sequence[StanceInput]],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per actor row: stance probabilities of its own quoted words, and whether any."""
-        assert self.quotes is not None
-        views: list[StanceInput] = []
-        rows: list[int] = []
-        row = 0
-        for text, found, per_text in zip(texts, mentions, inputs, strict=True):
-            quotes = self.quotes.quotes(text, found) if per_text else []
-            for item in per_text:
-                spans = own_quotes(quotes, item.actor)
-                if spans:
-                    views.append(quote_input(text, item, spans, found, self.quotes))
-                    rows.append(row)
-                row += 1
-        quote = np.full((row, len(self.stances)), 1.0 / len(self.stances))
-        has_quote = np.zeros(row, dtype=bool)
-        if views:
-            quote[rows] = self._probs(inference.transform(self.pipeline[:-1], views))
-            has_quote[rows] = True
+    def quote_view(self, inputs: Sequence[StanceInput]) -> tuple[np.ndarray, np.ndarray]:
+        """Per actor row: the quote head's probabilities for its own words, and whether it
+        has any (rows without a quote get a flat distribution). Each quote is read on its
+        own; the one that takes a side most clearly speaks for the actor."""
+        quote = np.full((len(inputs), len(self.stances)), 1.0 / len(self.stances))
+        has_quote = np.zeros(len(inputs), dtype=bool)
+        owners = [row for row, item in enumerate(inputs) for _ in item.quoted]
+        if not owners or self.quote_head is None:
+            return quote, has_quote
+        texts = [item.text[a:b] for item in inputs for a, b in item.quoted]
+        probs = self.quote_head.probs(texts)
+        strength = np.where(self.polar, probs, 0.0).max(axis=1)
+        best: dict[int, int] = {}
+        for index, row in enumerate(owners):
+            if row not in best or strength[index] > strength[best[row]]:
+                best[row] = index
+        rows = list(best)
+        quote[rows] = probs[[best[row] for row in rows]]
+        has_quote[rows] = True
         return quote, has_quote
 
     def _probs(self, features: Any) -> np.ndarray:
@@ -189,30 +256,3 @@ class StanceModel:
             classes = list(self.pipeline[-1].classes_)
             self._order = [classes.index(s) for s in self.stances]
         return inference.predict_proba(self.pipeline[-1], features)[:, self._order]
-
-
-def quote_input(
-    text: str,
-    item: StanceInput,
-    spans: Sequence[tuple[int, int]],
-    mentions: Sequence[Mention],
-    attributor: QuoteAttributor,
-) -> StanceInput:
-    """The actor's own quoted words as a text of their own, the actor as the speaker:
-    `<its name> said: <quote> <quote>`. Inside the quotes the speaker's first person
-    ("we will exchange...") is the actor; other actors stay masked as others."""
-    name = text[item.own[0][0] : item.own[0][1]]
-    prefix = f"{name} said: "
-    pieces, cursor = [prefix], len(prefix)
-    own: list[tuple[int, int]] = [(0, len(name))]
-    others: list[tuple[int, int]] = []
-    for start, end in spans:
-        for mention in mentions:
-            if start <= mention.start and mention.end <= end:
-                offset = cursor + mention.start - start
-                span = (offset, offset + mention.end - mention.start)
-                (own if mention.actor == item.actor else others).append(span)
-        own += [(cursor + a, cursor + b) for a, b in attributor.speaker_words(text[start:end])]
-        pieces.append(text[start:end] + " ")
-        cursor += end - start + 1
-    return StanceInput("".join(pieces), item.actor, tuple(sorted(own)), tuple(others))

@@ -33,32 +33,24 @@ class Quote:
     actor: str | None
 
 
+_OPENING = re.compile("[" + re.escape("".join(_PAIRS)) + "]")
+_CLOSING = {mark: re.compile("[" + re.escape(closing) + "\n]") for mark, closing in _PAIRS.items()}
+
+
 def quoted_spans(text: str) -> list[tuple[int, int]]:
-    """Spans inside matching quote marks, in order; nested marks stay inside."""
+    """Spans inside matching quote marks on one line, in order; nested marks stay inside."""
     spans: list[tuple[int, int]] = []
     index = 0
-    while index < len(text):
-        closing = _PAIRS.get(text[index])
-        if closing is None:
-            index += 1
+    while (opening := _OPENING.search(text, index)) is not None:
+        start = opening.start()
+        closing = _CLOSING[text[start]].search(text, start + 1)
+        if closing is None or text[closing.start()] == "\n":
+            index = start + 1
             continue
-        end = _closing_mark(text, index + 1, closing)
-        if end is None:
-            index += 1
-            continue
-        if end > index + 1:
-            spans.append((index + 1, end))
-        index = end + 1
+        if closing.start() > start + 1:
+            spans.append((start + 1, closing.start()))
+        index = closing.start() + 1
     return spans
-
-
-def _closing_mark(text: str, start: int, closing: str) -> int | None:
-    for index in range(start, len(text)):
-        if text[index] in closing:
-            return index
-        if text[index] == "\n":
-            return None
-    return None
 
 
 def _words(words: Iterable[str]) -> re.Pattern[str]:
@@ -94,7 +86,7 @@ class QuoteAttributor:
         for start, end in quoted_spans(text):
             outside = [m for m in mentions if m.end <= start - 1 or m.start > end]
             actor = self._speaker(text, start, end, outside)
-            if actor is None and previous is not None and self._adjacent(text, previous, start):
+            if actor is None and previous is not None and _follows(previous, start, mentions):
                 actor = previous.actor
             quote = Quote(start, end, actor)
             found.append(quote)
@@ -126,10 +118,14 @@ class QuoteAttributor:
             return None
         return _nearest(mentions, verbs[-1].start(), verbs[-1].end(), begin, start - 1)
 
-    def _adjacent(self, text: str, previous: Quote, start: int) -> bool:
-        """A quote that follows the last one closely continues the same speaker."""
-        between = text[previous.end + 1 : start - 1]
-        return len(between) <= ATTRIBUTION_REACH and not self._verb.search(between)
+
+def _follows(previous: Quote, start: int, mentions: Sequence[Mention]) -> bool:
+    """A quote soon after another, with no other actor named between them, continues
+    the same speaker (`"…," Zelensky said. "…"`)."""
+    if start - previous.end > ATTRIBUTION_REACH:
+        return False
+    between = [m for m in mentions if previous.end < m.start and m.end < start]
+    return all(m.actor == previous.actor for m in between)
 
 
 # How far from its speech verb a speaker's name may stand ("said Kremlin spokesman Peskov").

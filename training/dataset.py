@@ -66,6 +66,7 @@ class Taxonomy:
     topic_keywords: dict[str, list[str]] = field(default_factory=dict)
     languages: tuple[str, ...] = ("en",)
     quotes: dict[str, list[str]] = field(default_factory=dict)
+    topic_actors: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def default_language(self) -> str:
@@ -108,18 +109,35 @@ class Section:
         return self.topics[0] if self.topics else none_topic
 
 
+@dataclass(frozen=True)
+class LabeledQuote:
+    """An actor's own words and the posture they show: what the quote head learns from."""
+
+    id: str
+    lang: str
+    speaker: str
+    text: str
+    stance: str
+
+
+QUOTES_DIRECTORY = "quotes"
+QUOTE_FIELDS = {"id", "lang", "speaker", "quote", "stance"}
+
+
 @dataclass
 class Corpus:
-    """A validated corpus and the taxonomy it was labeled with."""
+    """A validated corpus, its labeled quotes (if any) and the taxonomy it was labeled with."""
 
     taxonomy: Taxonomy
     sections: list[Section]
     files: list[Path] = field(default_factory=list)
+    quotes: list[LabeledQuote] = field(default_factory=list)
+    quote_files: list[Path] = field(default_factory=list)
 
     def sha256(self) -> str:
         """Hash of the taxonomy and every data file, in name order."""
         digest = hashlib.sha256(self.taxonomy.source_sha256.encode())
-        for path in self.files:
+        for path in [*self.files, *self.quote_files]:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
         return digest.hexdigest()
@@ -175,6 +193,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
             problems.append(f"{path}: actors.{name}.aliases: expected a non-empty list")
     problems += _word_lists(config, "stance_cues", config.get("stances", []), path)
     problems += _word_lists(config, "topic_keywords", config.get("topics", []), path)
+    problems += _topic_actors(config, path)
     languages = config.get("languages", ["en"])
     if (
         not isinstance(languages, list)
@@ -200,6 +219,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         topic_keywords=merged["topic_keywords"],
         languages=tuple(languages),
         quotes=merged["quotes"],
+        topic_actors={k: list(v) for k, v in config.get("topic_actors", {}).items()},
     )
 
 
@@ -265,6 +285,21 @@ def _add_quote_words(
         quotes[key].extend(str(w) for w in words)
 
 
+def _topic_actors(config: dict[str, Any], path: Path) -> list[str]:
+    """`[topic_actors]`: a topic listed only where one of its actors is mentioned."""
+    table = config.get("topic_actors", {})
+    if not isinstance(table, dict):
+        return [f"{path}: topic_actors: expected a table of topic = [actors]"]
+    actors = config.get("actors", {})
+    return [
+        f"{path}: topic_actors.{topic}: expected a list of actors for a topic in the taxonomy"
+        for topic, names in table.items()
+        if topic not in config.get("topics", [])
+        or not isinstance(names, list)
+        or not all(name in actors for name in names)
+    ]
+
+
 def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:
     """An optional table of word lists, keyed by labels of the taxonomy."""
     table = config.get(key, {})
@@ -303,9 +338,59 @@ def load_corpus(
         raise DataError([f"{directory}: no *.jsonl or *.csv files with labeled sections"])
     sections, problems = parse_files(files, taxonomy)
     problems += check_corpus(sections, taxonomy)
+    quote_files = sorted((directory / QUOTES_DIRECTORY).glob("*.jsonl")) if path.is_dir() else []
+    quotes = load_quotes(quote_files, taxonomy, problems)
     if problems:
         raise DataError(problems)
-    return Corpus(taxonomy=taxonomy, sections=sections, files=files)
+    return Corpus(taxonomy, sections, files, quotes, quote_files)
+
+
+def load_quotes(
+    files: Sequence[Path], taxonomy: Taxonomy, problems: list[str]
+) -> list[LabeledQuote]:
+    """Labeled quotes, one JSON object per line: {"id", "lang", "speaker", "quote",
+    "stance"}; each problem names file, line and field."""
+    quotes: list[LabeledQuote] = []
+    seen: set[str] = set()
+    for path in files:
+        for where, record, error in read_records(path):
+            if error or not isinstance(record, dict):
+                problems.append(f"{where}: {error or 'expected a JSON object'}")
+                continue
+            found = _quote_problems(record, taxonomy, seen)
+            problems += [f"{where}: {problem}" for problem in found]
+            if not found:
+                seen.add(record["id"])
+                quotes.append(
+                    LabeledQuote(
+                        record["id"],
+                        record["lang"],
+                        record["speaker"],
+                        record["quote"],
+                        record["stance"],
+                    )
+                )
+    return quotes
+
+
+def _quote_problems(record: dict[str, Any], taxonomy: Taxonomy, seen: set[str]) -> list[str]:
+    problems = [f"{key}: unknown field" for key in record if key not in QUOTE_FIELDS]
+    problems += [f"{key}: missing" for key in sorted(QUOTE_FIELDS - set(record))]
+    if problems:
+        return problems
+    if not isinstance(record["id"], str) or not ID_PATTERN.match(record["id"]):
+        problems.append("id: expected 1-64 characters of letters, digits, '.', '_' or '-'")
+    elif record["id"] in seen:
+        problems.append(f"id: {record['id']!r} is used twice")
+    if record["lang"] not in taxonomy.languages:
+        problems.append(f"lang: expected one of {list(taxonomy.languages)}")
+    if record["speaker"] not in taxonomy.actors:
+        problems.append(f"speaker: expected one of {list(taxonomy.actors)}")
+    if record["stance"] not in taxonomy.stances:
+        problems.append(f"stance: expected one of {list(taxonomy.stances)}")
+    if not isinstance(record["quote"], str) or len(record["quote"].split()) < 2:
+        problems.append("quote: expected the quoted words (two or more)")
+    return problems
 
 
 def parse_files(files: Iterable[Path], taxonomy: Taxonomy) -> tuple[list[Section], list[str]]:
@@ -596,7 +681,13 @@ def merge(base: Corpus, extra: Corpus) -> tuple[Corpus, list[str]]:
                 f"{theirs.source}: near duplicate of base section {ours.id} "
                 f"(TF-IDF cosine {cosine:.2f}); kept"
             )
-    merged = Corpus(base.taxonomy, [*base.sections, *kept], [*base.files, *extra.files])
+    merged = Corpus(
+        base.taxonomy,
+        [*base.sections, *kept],
+        [*base.files, *extra.files],
+        [*base.quotes, *extra.quotes],
+        [*base.quote_files, *extra.quote_files],
+    )
     return merged, report
 
 
@@ -640,9 +731,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
     train, test = split(corpus)
+    quotes = f"; {len(corpus.quotes)} labeled quotes" if corpus.quotes else ""
     print(
         f"ok: {len(corpus.sections)} sections in {len(corpus.files)} file(s); "
-        f"{len(train)} train, {len(test)} held out"
+        f"{len(train)} train, {len(test)} held out{quotes}"
     )
     if args.command == "stats":
         print(summary(corpus))

@@ -20,12 +20,15 @@ from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 from topicstance.actors import ActorMatcher
 from topicstance.decisions import (
     SentenceEvidence,
+    allowed_topics,
     calibrate,
     choose_primaries,
+    own_quote_wins,
+    primary_inputs,
     stack_inputs,
     stance_inputs,
 )
-from topicstance.model import StanceModel, TopicModel, TopicScores
+from topicstance.model import QuoteHead, StanceModel, TopicModel, TopicScores
 from topicstance.quotes import QuoteAttributor
 from training.calibration import (
     choose_stance_calibrator,
@@ -34,7 +37,7 @@ from training.calibration import (
     stance_ece,
     topic_ece,
 )
-from training.dataset import Section, Taxonomy
+from training.dataset import LabeledQuote, Section, Taxonomy
 from training.evaluation import (
     keyword_stances,
     keyword_topics,
@@ -47,6 +50,7 @@ from training.pipelines import (
     StanceConfig,
     TopicConfig,
     primary_classifier,
+    quote_pipeline,
     stance_examples,
     stance_pipeline,
     topic_classifier,
@@ -56,8 +60,6 @@ from training.pipelines import (
 
 CV_FOLDS = 5
 STACKER_FOLDS = 5
-# The weights of sentence votes the primary rule may take (0: the primary head alone).
-PRIMARY_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 # Folds run side by side, one process each, up to this many.
 PARALLEL_FOLDS = 2
 
@@ -94,7 +96,13 @@ def fit_topic_base(
         topics=taxonomy.topics,
         none_topic=taxonomy.none_topic,
         thresholds=np.full(len(taxonomy.topics), 0.5),
+        requires=dict(taxonomy.topic_actors),
     )
+
+
+def found_actors(sections: Sequence[Section], taxonomy: Taxonomy) -> list[set[str]]:
+    matcher = taxonomy.matcher()
+    return [set(matcher.actors_in(section.full_text)) for section in sections]
 
 
 @dataclass
@@ -173,58 +181,63 @@ class TopicRules:
     stacker: dict[str, np.ndarray]
     calibrator: dict[str, Any]
     thresholds: np.ndarray
-    primary_weight: float
+    primary_stacker: dict[str, Any]
     probs: np.ndarray
     primaries: list[str]
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+# The primary stacker's regularization.
+PRIMARY_C = 1.0
+
+
 def fit_topic_rules(
     oof: TopicEvidence, sections: Sequence[Section], taxonomy: Taxonomy, seed: int
 ) -> TopicRules:
-    """Stacker, calibrator (chosen by CV), primary weight and thresholds, in that order."""
+    """Stacker, calibrator (chosen by CV), primary stacker and thresholds, in that order."""
     targets = topic_targets(sections, taxonomy)
     gold = _primaries(sections, taxonomy)
     stacker, stacked = fit_stacker(stack_inputs(oof.section, oof.evidence), targets, seed)
     calibrator, errors = choose_topic_calibrator(stacked, targets, seed)
-    probs = calibrate(stacked, calibrator)
-    half = np.full(len(taxonomy.topics), 0.5)
-    weight, accuracy = _primary_weight(oof, probs >= half, gold, taxonomy)
-    primaries = _oof_primaries(oof, probs >= half, weight, taxonomy)
+    allowed = allowed_topics(
+        taxonomy.topics, taxonomy.topic_actors, found_actors(sections, taxonomy)
+    )
+    probs = calibrate(stacked, calibrator) * allowed
+    inputs = primary_inputs(oof.primary, oof.evidence, stacked)
+    model = LogisticRegression(C=PRIMARY_C, max_iter=3000, random_state=seed)
+    splitter = KFold(n_splits=STACKER_FOLDS, shuffle=True, random_state=seed)
+    oof_scores = cross_val_predict(model, inputs, gold, cv=splitter, method="predict_log_proba")
+    model.fit(inputs, gold)
+    labels = [str(c) for c in model.classes_]
+    label_allowed = np.column_stack(
+        [
+            allowed[:, taxonomy.topics.index(label)]
+            if label in taxonomy.topics
+            else np.ones(len(gold), dtype=bool)
+            for label in labels
+        ]
+    )
+    primaries = choose_primaries(oof_scores, labels, label_allowed)
+    primary_stacker = {
+        "coef": np.asarray(model.coef_),
+        "intercept": np.asarray(model.intercept_),
+        "labels": labels,
+    }
+    head = [oof.primary_labels[i] for i in oof.primary.argmax(axis=1)]
     tuned = tune_thresholds(targets, probs, taxonomy.topics, primaries, taxonomy.none_topic)
     thresholds = np.asarray([tuned[t] for t in taxonomy.topics])
-    primaries = _oof_primaries(oof, probs >= thresholds, weight, taxonomy)
     notes = {
         "topic_calibration": describe(calibrator, errors),
-        "primary_weight": {"chosen": weight, "cv_primary_accuracy": accuracy},
+        "primary_stacker": {
+            "cv_primary_accuracy": _accuracy(primaries, gold),
+            "cv_primary_accuracy_head_alone": _accuracy(head, gold),
+        },
     }
-    return TopicRules(stacker, calibrator, thresholds, weight, probs, primaries, notes)
+    return TopicRules(stacker, calibrator, thresholds, primary_stacker, probs, primaries, notes)
 
 
-def _oof_primaries(
-    oof: TopicEvidence, listed: np.ndarray, weight: float, taxonomy: Taxonomy
-) -> list[str]:
-    return choose_primaries(
-        oof.primary,
-        listed,
-        oof.evidence.vote_share(),
-        weight=weight,
-        labels=oof.primary_labels,
-        none=taxonomy.none_topic,
-    )
-
-
-def _primary_weight(
-    oof: TopicEvidence, listed: np.ndarray, gold: Sequence[str], taxonomy: Taxonomy
-) -> tuple[float, dict[str, float]]:
-    """The weight of sentence votes with the best out-of-fold primary accuracy
-    (ties: the smaller weight)."""
-    accuracy = {}
-    for weight in PRIMARY_WEIGHTS:
-        chosen = _oof_primaries(oof, listed, weight, taxonomy)
-        accuracy[str(weight)] = float(np.mean([a == b for a, b in zip(chosen, gold, strict=True)]))
-    best = max(PRIMARY_WEIGHTS, key=lambda w: (accuracy[str(w)], -w))
-    return best, accuracy
+def _accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    return float(np.mean([a == b for a, b in zip(predicted, gold, strict=True)]))
 
 
 def fold_topic_scores(
@@ -289,11 +302,14 @@ def fit_topics(
         model.stacker = rules.stacker
         model.calibrator = rules.calibrator
         model.thresholds = rules.thresholds
-        model.primary_weight = rules.primary_weight
+        model.primary_stacker = rules.primary_stacker
     return model
 
 
 # Stances
+
+# The own-quote rule's thresholds to choose from (None: the combiner alone decides).
+QUOTE_WINS_AT = (None, 0.6, 0.7, 0.8, 0.9)
 
 
 def quote_attributor(taxonomy: Taxonomy) -> QuoteAttributor | None:
@@ -305,13 +321,29 @@ def quote_attributor(taxonomy: Taxonomy) -> QuoteAttributor | None:
     )
 
 
+def fit_quote_head(quotes: Sequence[LabeledQuote], taxonomy: Taxonomy, seed: int) -> QuoteHead:
+    """A classifier of labeled quotes: word and character n-grams of the quoted words."""
+    pipeline = quote_pipeline(seed).fit([q.text for q in quotes], [q.stance for q in quotes])
+    return QuoteHead(pipeline, taxonomy.stances)
+
+
 def fit_stance_base(
-    sections: Sequence[Section], taxonomy: Taxonomy, config: StanceConfig, seed: int
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: StanceConfig,
+    seed: int,
+    quote_head: QuoteHead | None = None,
 ) -> StanceModel:
     quotes = quote_attributor(taxonomy)
     inputs, labels, _ = stance_examples(sections, taxonomy.matcher(), quotes)
     pipeline = stance_pipeline(config, taxonomy.stance_cues, seed).fit(inputs, labels)
-    return StanceModel(pipeline, taxonomy.stances, quotes=quotes)
+    return StanceModel(
+        pipeline,
+        taxonomy.stances,
+        quotes=quotes,
+        quote_head=quote_head,
+        neutral=taxonomy.neutral_stance,
+    )
 
 
 @dataclass
@@ -328,8 +360,8 @@ def stance_views(
     model: StanceModel, sections: Sequence[Section], matcher: ActorMatcher, taxonomy: Taxonomy
 ) -> StanceViews:
     texts = _texts(sections)
-    mentions = [matcher.find(text) for text in texts]
-    scores = model.scores(texts, mentions)
+    scores = model.scores(texts, [matcher.find(text) for text in texts])
+    flat = [item for per_text in scores.inputs for item in per_text]
     gold = np.asarray(
         [
             taxonomy.stances.index(section.stances[item.actor])
@@ -338,10 +370,7 @@ def stance_views(
         ],
         dtype=int,
     )
-    if model.quotes is None:
-        quote = np.full_like(scores.section, 1.0 / len(taxonomy.stances))
-        return StanceViews(scores.section, quote, np.zeros(len(gold), dtype=bool), gold)
-    quote, has_quote = model.quote_view(texts, mentions, scores.inputs)
+    quote, has_quote = model.quote_view(flat)
     return StanceViews(scores.section, quote, has_quote, gold)
 
 
@@ -351,36 +380,61 @@ def _fold_stances(
     config: StanceConfig,
     seed: int,
     split: tuple[np.ndarray, np.ndarray],
+    *,
+    quote_head: QuoteHead | None,
 ) -> StanceViews:
     train_index, val_index = split
-    model = fit_stance_base([sections[i] for i in train_index], taxonomy, config, seed)
+    model = fit_stance_base([sections[i] for i in train_index], taxonomy, config, seed, quote_head)
     return stance_views(model, [sections[i] for i in val_index], taxonomy.matcher(), taxonomy)
 
 
 @dataclass
 class StanceRules:
-    combiner: dict[str, np.ndarray] | None
+    combiner: dict[str, np.ndarray]
+    quote_wins_at: float | None
     calibrator: dict[str, Any]
     probs: np.ndarray
     gold: np.ndarray
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def fit_stance_rules(views: StanceViews, seed: int) -> StanceRules:
-    """The own-quote combiner (its out-of-fold probabilities), then the calibrator."""
+def fit_stance_rules(views: StanceViews, taxonomy: Taxonomy, seed: int) -> StanceRules:
+    """The combiner of the section and own-quote views (with its out-of-fold
+    probabilities), the own-quote rule's threshold (by out-of-fold macro-F1), then the
+    calibrator."""
     inputs = stance_inputs(views.section, views.quote, views.has_quote)
-    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    model = LogisticRegression(C=COMBINER_C, max_iter=2000, random_state=seed)
     splitter = KFold(n_splits=STACKER_FOLDS, shuffle=True, random_state=seed)
     probs = cross_val_predict(model, inputs, views.gold, cv=splitter, method="predict_proba")
     model.fit(inputs, views.gold)
     combiner = {"coef": np.asarray(model.coef_), "intercept": np.asarray(model.intercept_)}
+    polar = np.asarray([s != taxonomy.neutral_stance for s in taxonomy.stances])
+    scores = {}
+    for at in QUOTE_WINS_AT:
+        ruled = (
+            probs if at is None else own_quote_wins(probs, views.quote, views.has_quote, at, polar)
+        )
+        scores[str(at)] = _macro_f1(views.gold, ruled.argmax(axis=1), len(taxonomy.stances))
+    best = max(QUOTE_WINS_AT, key=lambda at: (round(scores[str(at)], 4), at is None, at or 0))
+    if best is not None:
+        probs = own_quote_wins(probs, views.quote, views.has_quote, best, polar)
     calibrator, errors = choose_stance_calibrator(probs, views.gold, seed)
-    calibrated = calibrate(probs, calibrator)
     notes = {
         "stance_calibration": describe(calibrator, errors),
         "quoted_pairs": int(views.has_quote.sum()),
+        "own_quote_wins_at": {"chosen": best, "cv_macro_f1": scores},
     }
-    return StanceRules(combiner, calibrator, calibrated, views.gold, notes)
+    return StanceRules(combiner, best, calibrator, calibrate(probs, calibrator), views.gold, notes)
+
+
+# The combiner's regularization: a few inputs, so a strong prior on small weights.
+COMBINER_C = 0.1
+
+
+def _macro_f1(gold: np.ndarray, predicted: np.ndarray, classes: int) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, predicted, labels=list(range(classes)), average="macro"))
 
 
 def cross_validate_stances(
@@ -389,11 +443,14 @@ def cross_validate_stances(
     config: StanceConfig,
     seed: int,
     count: int = CV_FOLDS,
+    *,
+    quote_head: QuoteHead | None = None,
 ) -> tuple[StanceRules, list[dict[str, Any]]]:
     """The stance rules fitted on out-of-fold views, and each fold's scores with them."""
     splits = folds(sections, count)
     results = Parallel(n_jobs=min(PARALLEL_FOLDS, len(splits)))(
-        delayed(_fold_stances)(sections, taxonomy, config, seed, split) for split in splits
+        delayed(_fold_stances)(sections, taxonomy, config, seed, split, quote_head=quote_head)
+        for split in splits
     )
     views = StanceViews(
         np.vstack([r.section for r in results]),
@@ -401,7 +458,7 @@ def cross_validate_stances(
         np.concatenate([r.has_quote for r in results]),
         np.concatenate([r.gold for r in results]),
     )
-    rules = fit_stance_rules(views, seed)
+    rules = fit_stance_rules(views, taxonomy, seed)
     scores, start = [], 0
     for result in results:
         end = start + len(result.gold)
@@ -417,11 +474,14 @@ def fit_stances(
     taxonomy: Taxonomy,
     config: StanceConfig,
     seed: int,
+    *,
     rules: StanceRules | None = None,
+    quote_head: QuoteHead | None = None,
 ) -> StanceModel:
-    model = fit_stance_base(sections, taxonomy, config, seed)
+    model = fit_stance_base(sections, taxonomy, config, seed, quote_head)
     if rules is not None:
-        model.combiner = rules.combiner if model.quotes is not None else None
+        model.combiner = rules.combiner
+        model.quote_wins_at = rules.quote_wins_at
         model.calibrator = rules.calibrator
     return model
 
@@ -451,7 +511,7 @@ def evaluate(
 ) -> HeldOut:
     """Both heads on a labeled set, exactly as served, with calibration errors."""
     texts = _texts(sections)
-    scores = topic_model.scores(texts)
+    scores = topic_model.scores(texts, found_actors(sections, taxonomy))
     answers = topic_model.decide(scores)
     primaries = [primary for primary, _ in answers]
     targets = topic_targets(sections, taxonomy)

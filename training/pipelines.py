@@ -95,15 +95,23 @@ DEFAULT_STANCE = StanceConfig(
 
 
 def topic_features(config: TopicConfig) -> FeatureUnion:
-    """Word n-gram TF-IDF, plus character n-grams within word boundaries if configured."""
+    """Word n-gram TF-IDF, plus character n-grams within word boundaries if configured;
+    both bounded by sentences, so the sentence stacker's rows come from the same pass."""
     blocks: list[tuple[str, Any]] = [
-        ("word", WordNgramTfidf(ngram_range=config.word_ngrams, min_df=2, sublinear_tf=True))
+        (
+            "word",
+            WordNgramTfidf(
+                ngram_range=config.word_ngrams, min_df=2, sublinear_tf=True, sentences=True
+            ),
+        )
     ]
     if config.char_ngrams:
         blocks.append(
             (
                 "char",
-                CharNgramTfidf(ngram_range=config.char_ngrams, min_df=2, sublinear_tf=True),
+                CharNgramTfidf(
+                    ngram_range=config.char_ngrams, min_df=2, sublinear_tf=True, sentences=True
+                ),
             )
         )
     return FeatureUnion(blocks)
@@ -176,3 +184,18 @@ def stance_examples(
             labels.append(section.stances[item.actor])
             owners.append(index)
     return inputs, labels, owners
+
+
+def quote_pipeline(seed: int) -> Pipeline:
+    """The quote head: word (1-2) and character (2-5) n-grams of a quote's words, one
+    multiclass logistic regression; quotes are short, so characters carry the forms."""
+    features = FeatureUnion(
+        [
+            ("word", WordNgramTfidf(ngram_range=(1, 2), min_df=1, sublinear_tf=True)),
+            ("char", CharNgramTfidf(ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+        ]
+    )
+    classifier = LogisticRegression(
+        C=3.0, class_weight="balanced", max_iter=3000, random_state=seed
+    )
+    return Pipeline([("features", features), ("classifier", classifier)])

@@ -254,17 +254,22 @@ def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> st
         "Thresholds (tuned for F1 on calibrated out-of-fold scores): "
         + ", ".join(f"`{t}` {v:.2f}" for t, v in manifest["thresholds"].items()),
         "",
-        "Primary topic: the primary head's log-probability plus "
-        f"{rules.get('primary_weight', {}).get('chosen', 0)} × the topic's share of sentence "
-        "votes (weight chosen by out-of-fold primary accuracy: "
-        f"{rules.get('primary_weight', {}).get('cv_primary_accuracy', {})}).",
+        "Primary topic: a stacker over the primary head and the sentences' votes (the topic "
+        "most sentences are about), fitted on out-of-fold scores: out-of-fold primary "
+        "accuracy "
+        f"{rules.get('primary_stacker', {}).get('cv_primary_accuracy', 0):.3f}, against "
+        f"{rules.get('primary_stacker', {}).get('cv_primary_accuracy_head_alone', 0):.3f} "
+        "for the head alone.",
         "",
         "## Stances (held out)",
         "",
         _per_label_table(metrics["held_out"]["stances"]),
         "",
-        f"Own-quote view: {rules.get('quoted_pairs', 0)} actor-section pairs of the training "
-        "split quote the actor; a combiner fitted on out-of-fold scores weighs that view.",
+        f"Own quotes: {rules.get('quoted_pairs', 0)} actor-section pairs of the training split "
+        "quote the actor. The quote head (trained on labeled quotes) reads them; a combiner "
+        "fitted on out-of-fold scores weighs the two views, and a quote the head is at least "
+        f"{rules.get('own_quote_wins_at', {}).get('chosen')} sure of wins (threshold by "
+        f"out-of-fold macro-F1: {rules.get('own_quote_wins_at', {}).get('cv_macro_f1', {})}).",
         "",
         "## Configuration",
         "",

@@ -40,6 +40,7 @@ from topicstance.bundle import (
     save_artifact,
     signing_key,
 )
+from topicstance.model import QuoteHead
 from training import report
 from training.dataset import (
     Corpus,
@@ -61,6 +62,7 @@ from training.heads import (
     cross_validate_stances,
     cross_validate_topics,
     evaluate,
+    fit_quote_head,
     fit_stances,
     fit_topics,
     summarize,
@@ -147,6 +149,7 @@ def learning_curve(
     configs: tuple[TopicConfig, StanceConfig],
     rules: tuple[TopicRules, StanceRules],
     seed: int,
+    quote_head: QuoteHead | None,
 ) -> list[dict[str, Any]]:
     """Scores on every held-out set of models fitted on growing shares of the training
     groups (the rules stay those fitted on the whole training split)."""
@@ -156,7 +159,9 @@ def learning_curve(
         chosen = set(groups[: max(2, round(len(groups) * fraction))])
         subset = [s for s in train if s.group in chosen]
         topic_model = fit_topics(subset, taxonomy, configs[0], seed, rules[0])
-        stance_model = fit_stances(subset, taxonomy, configs[1], seed, rules[1])
+        stance_model = fit_stances(
+            subset, taxonomy, configs[1], seed, rules=rules[1], quote_head=quote_head
+        )
         point: dict[str, Any] = {"train_sections": len(subset)}
         for name, sections in tests.items():
             held = evaluate(topic_model, stance_model, sections, taxonomy)
@@ -250,9 +255,12 @@ def fit_and_score(
         f"cross-validating topics ({CV_FOLDS} folds)",
         lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
     )
+    quote_head = fit_quote_head(corpus.quotes, taxonomy, args.seed) if corpus.quotes else None
     stance_rules, stance_folds = progress.step(
         f"cross-validating stances ({CV_FOLDS} folds)",
-        lambda: cross_validate_stances(train, taxonomy, stance_config, args.seed),
+        lambda: cross_validate_stances(
+            train, taxonomy, stance_config, args.seed, quote_head=quote_head
+        ),
     )
     topic_model = progress.step(
         "fitting the topic heads",
@@ -260,7 +268,9 @@ def fit_and_score(
     )
     stance_model = progress.step(
         "fitting the stance head",
-        lambda: fit_stances(train, taxonomy, stance_config, args.seed, stance_rules),
+        lambda: fit_stances(
+            train, taxonomy, stance_config, args.seed, rules=stance_rules, quote_head=quote_head
+        ),
     )
     tests = {"held_out": test, **extra_tests}
     held = {
@@ -292,6 +302,7 @@ def fit_and_score(
                 taxonomy,
                 configs=(topic_config, stance_config),
                 rules=(topic_rules, stance_rules),
+                quote_head=quote_head,
                 seed=args.seed,
             ),
         )
@@ -316,6 +327,7 @@ def fit_and_score(
             "languages": {
                 code: sum(s.lang == code for s in corpus.sections) for code in taxonomy.languages
             },
+            "quotes": len(corpus.quotes),
             "train_pairs": sum(len(s.stances) for s in train),
             "held_out_pairs": held["held_out"].stances["pairs"],
         },
