@@ -21,7 +21,7 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ import numpy as np
 import sklearn
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from topicstance import inference
+from topicstance import inference, language
 from topicstance.actors import ActorMatcher, Mention
+from topicstance.documents import Boilerplate, Language, Reader
 from topicstance.features import ACTOR_TOKEN, OTHER_TOKEN, sentence_spans, stance_inputs
 
 ARTIFACT_FILE = "model.joblib"
@@ -86,6 +87,8 @@ class SectionPrediction:
     topic_scores: list[tuple[str, float]]
     stances: list[ActorStancePrediction] = field(default_factory=list)
     topic_evidence: list[Evidence] = field(default_factory=list)
+    language: str = ""
+    unsupported_language: bool = False
 
 
 def library_versions() -> dict[str, str]:
@@ -240,12 +243,42 @@ class ModelBundle:
         self._primary_labels = [str(c) for c in self.primary_classifier.classes_]
         self._stance_order = [list(self.stance_model.classes_).index(s) for s in self.stances]
         self._explainer: Explainer | None = None
+        # Artifacts trained before languages were recorded know none: nothing is refused.
+        self.language_data = tuple(Language.from_payload(x) for x in payload.get("languages", []))
+        self.languages = tuple(x.code for x in self.language_data if x.trained)
+        self.reader = Reader(Boilerplate(self.language_data))
 
     @property
     def actors(self) -> tuple[str, ...]:
         return self.matcher.actors
 
     def predict(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
+        """Classify each text as one section; a text in a language the model was not
+        trained on gets the none topic and no stances, never a guess."""
+        detected = [language.detect(text) for text in texts]
+        readable = [i for i, code in enumerate(detected) if not self._unsupported(code)]
+        predictions = iter(self._classify([texts[i] for i in readable], explain))
+        results = []
+        for index, code in enumerate(detected):
+            if index in readable:
+                results.append(replace(next(predictions), language=code))
+            else:
+                results.append(self._unreadable(code))
+        return results
+
+    def _unsupported(self, code: str) -> bool:
+        return bool(code) and bool(self.languages) and code not in self.languages
+
+    def _unreadable(self, code: str) -> SectionPrediction:
+        return SectionPrediction(
+            primary_topic=self.none_topic,
+            topics=[],
+            topic_scores=[(topic, 0.0) for topic in self.topics],
+            language=code,
+            unsupported_language=True,
+        )
+
+    def _classify(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from topicstance.actors import ActorMatcher
+from topicstance.documents.rules import TABLES, pattern_problems
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "lang", "basis", "topics", "stances"}
@@ -65,6 +66,8 @@ class Taxonomy:
     stance_cues: dict[str, list[str]] = field(default_factory=dict)
     topic_keywords: dict[str, list[str]] = field(default_factory=dict)
     languages: tuple[str, ...] = ("en",)
+    # Per language code: its name and the boilerplate of pages written in it.
+    language_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def default_language(self) -> str:
@@ -182,7 +185,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
     ):
         problems.append(f"{path}: languages: expected a non-empty list of ISO 639-1 codes")
         languages = ["en"]
-    merged, digest = _with_languages(config, path, languages[1:], problems)
+    merged, digest = _with_languages(config, path, languages, problems)
     if problems:
         raise DataError(problems)
     return Taxonomy(
@@ -198,6 +201,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         stance_cues=merged["stance_cues"],
         topic_keywords=merged["topic_keywords"],
         languages=tuple(languages),
+        language_data=merged["languages"],
     )
 
 
@@ -209,8 +213,10 @@ LANGUAGE_LISTS = {"stance_cues": "stances", "topic_keywords": "topics"}
 def _with_languages(
     config: dict[str, Any], path: Path, extra: Sequence[str], problems: list[str]
 ) -> tuple[dict[str, Any], Any]:
-    """The taxonomy's actor aliases and word lists extended by each further language's
-    file (`languages/<code>.toml` next to the taxonomy), and a hash over all of them."""
+    """The taxonomy's actor aliases and word lists extended by each language's file
+    (`languages/<code>.toml` next to the taxonomy; optional for the first language,
+    whose words are in the taxonomy itself), the languages' names and boilerplate
+    patterns, and a hash over all of them."""
     actors = {
         name: {"aliases": list(spec.get("aliases", [])), "exclude": list(spec.get("exclude", []))}
         for name, spec in config.get("actors", {}).items()
@@ -218,14 +224,19 @@ def _with_languages(
     }
     lists = {key: {k: list(v) for k, v in config.get(key, {}).items()} for key in LANGUAGE_LISTS}
     raws: list[bytes] = []
-    for code in extra:
+    data: dict[str, dict[str, Any]] = {}
+    for index, code in enumerate(extra):
         language_path = path.parent / LANGUAGE_DIRECTORY / f"{code}.toml"
+        if index == 0 and not language_path.is_file():
+            data[code] = {"name": code}
+            continue
         try:
             language, raw = _read_config(language_path)
         except DataError as exc:
             problems += exc.problems
             continue
         raws.append(raw)
+        data[code] = _language_data(language, code, language_path, problems)
         for name, spec in language.get("actors", {}).items():
             if name not in actors or not isinstance(spec, dict):
                 problems.append(f"{language_path}: actors.{name}: not an actor of {path.name}")
@@ -244,7 +255,24 @@ def _with_languages(
             hasher.update(raw)
         return hasher.hexdigest()
 
-    return {"actors": actors, **lists}, digest
+    return {"actors": actors, **lists, "languages": data}, digest
+
+
+def _language_data(
+    language: dict[str, Any], code: str, path: Path, problems: list[str]
+) -> dict[str, Any]:
+    """A language's name, boilerplate tables and live-blog time stamp, checked."""
+    data: dict[str, Any] = {"name": str(language.get("name", code))}
+    for table in TABLES:
+        problems += pattern_problems(language.get(table, {}), f"{path}: {table}")
+        data[table] = language.get(table, {})
+    stamp = language.get("live_blog_timestamp", "")
+    try:
+        re.compile(stamp)
+    except (re.error, TypeError) as exc:
+        problems.append(f"{path}: live_blog_timestamp: expected a regular expression: {exc}")
+    data["live_blog_timestamp"] = stamp
+    return data
 
 
 def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:

@@ -40,6 +40,7 @@ from topicstance.bundle import (
     save_artifact,
     signing_key,
 )
+from topicstance.documents import Language
 from training import report
 from training.dataset import (
     Corpus,
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 "actors": taxonomy.actors,
                 "neutral_stance": taxonomy.neutral_stance,
                 "thresholds": thresholds,
+                "languages": language_payload(corpus),
             },
             {
                 "version": version,
@@ -365,6 +367,22 @@ def main(argv: list[str] | None = None) -> int:
             "(a running server switches on SIGHUP or ReloadModel)"
         )
     return 0
+
+
+def language_payload(corpus: Corpus) -> list[dict[str, Any]]:
+    """Per taxonomy language: code, name, boilerplate, and whether the model was
+    trained on it (any section in it); the server serves them from the model."""
+    present = {section.lang for section in corpus.sections}
+    return [
+        Language.from_payload(
+            {
+                "code": code,
+                **corpus.taxonomy.language_data.get(code, {}),
+                "trained": code in present,
+            }
+        ).to_payload()
+        for code in corpus.taxonomy.languages
+    ]
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -152,7 +152,9 @@ def _units(text: str) -> list[_Unit]:
             and not listed
             and not last.level
             and not last.listed
-            and text.count("\n", previous_end, line.start) + text.count("\r", previous_end, line.start) == 1
+            and text.count("\n", previous_end, line.start)
+            + text.count("\r", previous_end, line.start)
+            == 1
             and last.visible[-1:] not in ".!?…:;"
             and shown[:1].islower()
         ):
