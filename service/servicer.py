@@ -118,6 +118,12 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         format = FORMATS[request.format] or detect_format(text)
         html = format == "html"
         limit = self._settings.max_html_chars if html else self._settings.max_document_chars
+        if html and len(text) > limit:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "text",
+                f"is {len(text)} characters of HTML; the limit is {limit} (max_html_chars)",
+            )
         self._limits.text("text", text, limit)
         reader = self._model().reader
         loop = asyncio.get_running_loop()

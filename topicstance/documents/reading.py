@@ -273,7 +273,7 @@ class Reader:
             else:
                 unit.kind = "footer" if index > last_body else "navigation"
         for unit in live[last_body + 1 :]:
-            if unit.role in ("heading", "stamp"):  # heads nothing: furniture after the article
+            if unit.role in ("heading", "stamp", "entry"):  # heads nothing: furniture
                 unit.kind = "footer"
         for unit in units:
             if unit.kind is not None and unit.role not in ("blank", "title"):
@@ -311,12 +311,12 @@ def _assemble(text: str, format: str, title: str, units: list[_Unit]) -> Documen
             document.skipped.append(Skipped(unit.start, unit.end, "title"))
         elif unit.role == "skip":
             document.skipped.append(Skipped(unit.start, unit.end, unit.kind or "navigation"))
-        elif unit.role in ("heading", "stamp"):
+        elif unit.role == "entry" and builder is not None and builder.heading_only:
+            builder.head(unit)
+        elif unit.role in ("heading", "stamp", "entry"):
             if builder is not None:
                 document.sections.append(builder.build(text))
             builder = _SectionBuilder()
-            builder.head(unit)
-        elif unit.role == "entry" and builder is not None:
             builder.head(unit)
         elif unit.role == "body":
             if builder is None:
@@ -331,6 +331,10 @@ class _SectionBuilder:
     def __init__(self) -> None:
         self.heading: list[_Unit] = []
         self.paragraphs: list[_Unit] = []
+
+    @property
+    def heading_only(self) -> bool:
+        return bool(self.heading) and not self.paragraphs
 
     def head(self, unit: _Unit) -> None:
         self.heading.append(unit)
