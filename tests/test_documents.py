@@ -133,7 +133,8 @@ BLOCKS = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(BLOCKS)
 def test_offsets_hold_for_any_html_page(blocks: list[str]) -> None:
-    html = f"<!doctype html><html><body><article><h1>Title</h1>{''.join(blocks)}</article></body></html>"
+    body = "".join(blocks)
+    html = f"<!doctype html><html><body><article><h1>Title</h1>{body}</article></body></html>"
     try:
         document = read_document(html, "html", reader(), LIMITS)
     except DocumentError as error:

@@ -17,6 +17,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from html import unescape
 
 from lxml import etree
 
@@ -97,7 +98,7 @@ def extract(html: str, limits: HtmlLimits) -> tuple[str, str]:
     try:
         found = trafilatura.bare_extraction(
             _TIME.sub("", html),
-            with_metadata=True,
+            with_metadata=False,
             include_tables=True,
             include_comments=False,
             include_images=False,
@@ -114,13 +115,32 @@ def extract(html: str, limits: HtmlLimits) -> tuple[str, str]:
         )
     title = next((text for kind, text in blocks if kind == "# "), "")
     if not title:
-        title = " ".join(str(getattr(found, "title", "") or "").split())
+        title = page_title(html)
         if title:
             blocks.insert(0, ("# ", title))
     return title, "\n\n".join(kind + text for kind, text in blocks) + "\n"
 
 
 _BLOCK_TAGS = frozenset({"p", "head", "list", "table", "quote", "row", "cell"})
+
+
+_OG_TITLE = re.compile(
+    r"<meta\s[^>]*property=[\"']og:title[\"'][^>]*content=[\"']([^\"']*)[\"']", re.IGNORECASE
+)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# " | Site", " - Site", " — Site" after a page title.
+_SITE_SUFFIX = re.compile(r"\s+[|–—-]\s+[^|–—-]{1,60}$")
+
+
+def page_title(html: str) -> str:
+    """og:title, else the `title` element without its " | Site" suffix."""
+    og = _OG_TITLE.search(html)
+    if og and og.group(1).strip():
+        return " ".join(unescape(og.group(1)).split())
+    title = _TITLE.search(html)
+    if not title:
+        return ""
+    return _SITE_SUFFIX.sub("", " ".join(unescape(title.group(1)).split()))
 
 
 def _blocks(body: etree._Element) -> list[tuple[str, str]]:

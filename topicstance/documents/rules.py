@@ -72,9 +72,24 @@ def pattern_problems(table: Any, where: str) -> list[str]:
     return problems
 
 
-def _compile(tables: Iterable[Mapping[str, Sequence[str]]]) -> list[tuple[str, re.Pattern[str]]]:
+Rule = tuple[str, re.Pattern[str], int]
+UNBOUNDED = 1 << 30
+
+
+def _longest(pattern: str) -> int:
+    """The longest line a pattern anchored at both ends can match (UNBOUNDED if it
+    is not anchored so, or has no bound): longer lines skip it, which is most of
+    the cost of reading a page."""
+    bare = re.sub(r"^\(\?[a-zA-Z]+\)", "", pattern)
+    if not (bare.startswith("^") and bare.endswith("$") and not bare.endswith("\\$")):
+        return UNBOUNDED
+    width = int(re._parser.parse(pattern).getwidth()[1])  # type: ignore[attr-defined]
+    return min(width, UNBOUNDED)
+
+
+def _compile(tables: Iterable[Mapping[str, Sequence[str]]]) -> list[Rule]:
     return [
-        (kind, re.compile(pattern))
+        (kind, re.compile(pattern), _longest(pattern))
         for table in tables
         for kind, patterns in table.items()
         for pattern in patterns
@@ -96,9 +111,10 @@ class Boilerplate:
         ]
 
     @staticmethod
-    def _first(rules: list[tuple[str, re.Pattern[str]]], line: str) -> str | None:
-        for kind, pattern in rules:
-            if pattern.search(line):
+    def _first(rules: list[Rule], line: str) -> str | None:
+        size = len(line)
+        for kind, pattern, longest in rules:
+            if size <= longest and pattern.search(line):
                 return kind
         return None
 
