@@ -57,6 +57,6 @@ def read_document(text: str, format: str, reader: Reader, limits: HtmlLimits) ->
     if format == "html":
         title, rendered = extract(text, limits)
         document = reader.read(rendered, "html")
-        document.title = title
+        document.title = title or document.title
         return document
     return reader.read(text, format)

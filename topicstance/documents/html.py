@@ -128,12 +128,20 @@ _OG_TITLE = re.compile(
     r"<meta\s[^>]*property=[\"']og:title[\"'][^>]*content=[\"']([^\"']*)[\"']", re.IGNORECASE
 )
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(r"<[^>]*>")
 # " | Site", " - Site", " — Site" after a page title.
 _SITE_SUFFIX = re.compile(r"\s+[|–—-]\s+[^|–—-]{1,60}$")
 
 
 def page_title(html: str) -> str:
-    """og:title, else the `title` element without its " | Site" suffix."""
+    """The first `h1`, else og:title, else the `title` element without its " | Site"
+    suffix (for pages whose headline the extractor did not keep as a heading)."""
+    h1 = _H1.search(html)
+    if h1:
+        text = " ".join(unescape(_MARKUP.sub(" ", h1.group(1))).split())
+        if text:
+            return text
     og = _OG_TITLE.search(html)
     if og and og.group(1).strip():
         return " ".join(unescape(og.group(1)).split())
