@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 from html import unescape
 
@@ -27,6 +26,8 @@ _CONTAINER_TAGS = (
     "|footer|aside|figure|small|font|center|label|button|select|sup|sub|u|s|code|pre"
 )
 _TAG = re.compile(rf"<(/?)(?:{_CONTAINER_TAGS})\b[^>]*?(/?)>", re.IGNORECASE)
+# Control characters other than white space, and the replacement character.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _TIME = re.compile(r"</?time\b[^>]*>", re.IGNORECASE)
 _HEADINGS = {"h1": "# ", "h2": "## ", "h3": "## ", "h4": "## "}
 # The share of control characters above which a text is binary data, not HTML.
@@ -70,11 +71,7 @@ def check_html(html: str, limits: HtmlLimits) -> None:
         raise LimitError(
             f"is {len(html)} characters of HTML; the limit is {limits.max_chars} (max_html_chars)"
         )
-    control = sum(
-        1
-        for ch in html
-        if (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f") or ch == "\ufffd"
-    )
+    control = len(_CONTROL.findall(html))
     if control > MAX_CONTROL_SHARE * len(html):
         raise DocumentError(
             f"is not HTML: {control} of its {len(html)} characters are control characters "

@@ -180,9 +180,9 @@ class Reader:
         """The document's title, sections and skipped spans (`format`: plain_text,
         markdown or html, the latter already rendered as Markdown-like text)."""
         units = _units(text)
-        stamps = [u for u in units if self.rules.live_blog_timestamp(u.visible)]
+        stamps = {id(u) for u in units if self.rules.live_blog_timestamp(u.visible)}
         for unit in units:
-            if len(stamps) >= 2 and unit in stamps:
+            if len(stamps) >= 2 and id(unit) in stamps:
                 unit.role = "stamp"
             elif not any(c.isalnum() for c in unit.visible) and unit.kind is None:
                 unit.role = "blank"

@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# A line longer than this is text, never boilerplate by pattern: page furniture is
+# short, and long paragraphs are where matching would cost the most.
+MAX_BOILERPLATE_CHARS = 500
 # Kinds whose lead line takes the whole list of short lines after it.
 LIST_KINDS = frozenset({"related", "navigation"})
 TABLES = ("boilerplate", "boilerplate_lead", "boilerplate_end")
@@ -96,6 +99,37 @@ def _compile(tables: Iterable[Mapping[str, Sequence[str]]]) -> list[Rule]:
     ]
 
 
+_LEADING_FLAGS = re.compile(r"^\(\?([a-zA-Z]+)\)")
+
+
+def _scoped(pattern: str) -> tuple[bool, str]:
+    """(anchored at the start, the pattern without its `^`, its flags scoped to it)."""
+    flags = _LEADING_FLAGS.match(pattern)
+    body = pattern[flags.end() :] if flags else pattern
+    anchored = body.startswith("^")
+    body = body[1:] if anchored else body
+    return anchored, f"(?{flags.group(1)}:{body})" if flags else f"(?:{body})"
+
+
+class _Either:
+    """Matches where any of the rules does: the rules anchored at the start as one
+    alternation tried at the start only, the others as one search. A line that no
+    rule matches (most lines) costs two regex calls instead of one per rule."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        scoped = [_scoped(pattern.pattern) for _, pattern, _ in rules]
+        anchored = [body for at_start, body in scoped if at_start]
+        anywhere = [body for at_start, body in scoped if not at_start]
+        self._start = re.compile("|".join(anchored)) if anchored else None
+        self._anywhere = re.compile("|".join(anywhere)) if anywhere else None
+
+    def __call__(self, line: str) -> bool:
+        return bool(
+            (self._start is not None and self._start.match(line))
+            or (self._anywhere is not None and self._anywhere.search(line))
+        )
+
+
 class Boilerplate:
     """Every language's patterns, compiled: which kind of furniture a line is."""
 
@@ -104,15 +138,17 @@ class Boilerplate:
         self._lines = _compile(language.boilerplate for language in languages)
         self._leads = _compile(language.boilerplate_lead for language in languages)
         self._ends = _compile(language.boilerplate_end for language in languages)
+        self._any = {id(rules): _Either(rules) for rules in (self._lines, self._leads, self._ends)}
         self._live = [
             re.compile(language.live_blog_timestamp)
             for language in languages
             if language.live_blog_timestamp
         ]
 
-    @staticmethod
-    def _first(rules: list[Rule], line: str) -> str | None:
+    def _first(self, rules: list[Rule], line: str) -> str | None:
         size = len(line)
+        if size > MAX_BOILERPLATE_CHARS or not self._any[id(rules)](line):
+            return None
         for kind, pattern, longest in rules:
             if size <= longest and pattern.search(line):
                 return kind
