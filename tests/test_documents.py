@@ -3,13 +3,14 @@ HTML limits, and properties of every offset."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DATA
+from tests.conftest import DATA, FIXTURES
 from tests.scoring import Fixture, ReadSection, norm, parts_text, score
 from topicstance import language
 from topicstance.documents import (
@@ -262,3 +263,14 @@ def test_short_english_is_never_marked_as_another_language() -> None:
         assert language.detect(text) == ""
     assert language.detect(PARAGRAPH) == "en"
     assert language.detect("Уночі Росія атакувала Україну ударними дронами та ракетами.") == "uk"
+
+
+def test_other_languages_are_told_apart() -> None:
+    """Short texts in French, German, Polish, Belarusian and Bulgarian (ours)."""
+    path = FIXTURES / "languages" / "other.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    long_enough = [r for r in records if sum(c.isalpha() for c in r["text"]) >= 30]
+    assert len(long_enough) >= 20
+    assert [language.detect(r["text"]) for r in long_enough] == [r["lang"] for r in long_enough]
+    short = [r for r in records if r not in long_enough]
+    assert all(language.detect(r["text"]) == "" for r in short)
