@@ -16,6 +16,9 @@ from typing import Any
 # A line longer than this is text, never boilerplate by pattern: page furniture is
 # short, and long paragraphs are where matching would cost the most.
 MAX_BOILERPLATE_CHARS = 500
+# Patterns anchored at neither end (a keyword anywhere in the line: a cookie notice,
+# a plea for support) are tried on lines up to this long only: they cost the most.
+MAX_ANYWHERE_CHARS = 300
 # Kinds whose lead line takes the whole list of short lines after it.
 LIST_KINDS = frozenset({"related", "navigation"})
 TABLES = ("boilerplate", "boilerplate_lead", "boilerplate_end")
@@ -75,7 +78,8 @@ def pattern_problems(table: Any, where: str) -> list[str]:
     return problems
 
 
-Rule = tuple[str, re.Pattern[str], int]
+# (kind, pattern, longest line it can match, anchored at neither end)
+Rule = tuple[str, re.Pattern[str], int, bool]
 UNBOUNDED = 1 << 30
 
 
@@ -92,7 +96,7 @@ def _longest(pattern: str) -> int:
 
 def _compile(tables: Iterable[Mapping[str, Sequence[str]]]) -> list[Rule]:
     return [
-        (kind, re.compile(pattern), _longest(pattern))
+        (kind, re.compile(pattern), _longest(pattern), _anywhere(pattern))
         for table in tables
         for kind, patterns in table.items()
         for pattern in patterns
@@ -112,22 +116,49 @@ def _scoped(pattern: str) -> tuple[bool, str]:
 
 
 class _Either:
-    """Matches where any of the rules does: the rules anchored at the start as one
-    alternation tried at the start only, the others as one search. A line that no
-    rule matches (most lines) costs two regex calls instead of one per rule."""
+    """Matches where any of the rules does, in three regex calls: the rules anchored
+    at the start as one alternation tried at the start only; those anchored at the
+    end, with a bounded length, searched in the line's tail only; the others as one
+    search. A line that no rule matches (most lines) costs just that."""
 
     def __init__(self, rules: list[Rule]) -> None:
-        scoped = [_scoped(pattern.pattern) for _, pattern, _ in rules]
-        anchored = [body for at_start, body in scoped if at_start]
-        anywhere = [body for at_start, body in scoped if not at_start]
-        self._start = re.compile("|".join(anchored)) if anchored else None
+        start, tail, anywhere = [], [], []
+        self._tail = 0
+        for _, pattern, _, _ in rules:
+            anchored, body = _scoped(pattern.pattern)
+            width = _tail_width(pattern.pattern)
+            if anchored:
+                start.append(body)
+            elif width < UNBOUNDED:
+                tail.append(body)
+                self._tail = max(self._tail, width)
+            else:
+                anywhere.append(body)
+        self._start = re.compile("|".join(start)) if start else None
+        self._end = re.compile("|".join(tail)) if tail else None
         self._anywhere = re.compile("|".join(anywhere)) if anywhere else None
 
     def __call__(self, line: str) -> bool:
         return bool(
             (self._start is not None and self._start.match(line))
-            or (self._anywhere is not None and self._anywhere.search(line))
+            or (self._end is not None and self._end.search(line[-self._tail - 1 :]))
+            or (
+                self._anywhere is not None
+                and len(line) <= MAX_ANYWHERE_CHARS
+                and self._anywhere.search(line)
+            )
         )
+
+
+def _anywhere(pattern: str) -> bool:
+    return not _scoped(pattern)[0] and _tail_width(pattern) == UNBOUNDED
+
+
+def _tail_width(pattern: str) -> int:
+    """The longest match of a pattern anchored at the end only (UNBOUNDED otherwise)."""
+    if not pattern.endswith("$") or pattern.endswith("\\$"):
+        return UNBOUNDED
+    return min(int(re._parser.parse(pattern).getwidth()[1]), UNBOUNDED)  # type: ignore[attr-defined]
 
 
 class Boilerplate:
@@ -149,7 +180,9 @@ class Boilerplate:
         size = len(line)
         if size > MAX_BOILERPLATE_CHARS or not self._any[id(rules)](line):
             return None
-        for kind, pattern, longest in rules:
+        for kind, pattern, longest, anywhere in rules:
+            if anywhere and size > MAX_ANYWHERE_CHARS:
+                continue
             if size <= longest and pattern.search(line):
                 return kind
         return None
