@@ -53,39 +53,37 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def extraction_seconds(model: Path, text: str, repeats: int = 200) -> list[float]:
-    """The core's reading of the page, in this process, as the server runs it."""
+def alternate(
+    target: str, model: Path, text: str, duration: float
+) -> tuple[list[float], list[float]]:
+    """Call after call, each followed by the core's reading of the same page in this
+    process: both see the same load on the machine, so their ratio holds even when
+    other work shares it."""
     reader = load_bundle(model).reader
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        read_document(text, "html", reader, HtmlLimits())
-        times.append(time.perf_counter() - started)
-    return times
-
-
-def call_seconds(target: str, text: str, duration: float) -> list[float]:
     request = pb.ClassifyDocumentRequest(text=text, format=pb.DOCUMENT_FORMAT_HTML)
-    times = []
+    calls, extraction = [], []
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.TopicStanceServiceStub(channel)
         stub.ClassifyDocument(request, timeout=30)  # warm up
+        read_document(text, "html", reader, HtmlLimits())
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline:
             started = time.perf_counter()
             stub.ClassifyDocument(request, timeout=30)
-            times.append(time.perf_counter() - started)
-    return times
+            calls.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            read_document(text, "html", reader, HtmlLimits())
+            extraction.append(time.perf_counter() - started)
+    return calls, extraction
 
 
 def measure(model: Path, data: Path, duration: float) -> dict[str, Any]:
     text = page(data)
     server = start_server(model, ["--workers", "1"])
     try:
-        calls = call_seconds(server.target, text, duration)
+        calls, extraction = alternate(server.target, model, text, duration)
     finally:
         server.stop()
-    extraction = extraction_seconds(model, text)
     p50_call, p50_extraction = statistics.median(calls), statistics.median(extraction)
     return {
         "page_chars": len(text),
