@@ -194,14 +194,22 @@ def classify(args: argparse.Namespace) -> int:
     return classify_many(args, paths)
 
 
-def _inputs(args: argparse.Namespace, paths: Sequence[str]) -> Iterator[Input | ReadError]:
+@dataclass(frozen=True)
+class Unreadable:
+    """An input file that could not be read: it is reported as that input's error."""
+
+    id: str
+    message: str
+
+
+def _inputs(args: argparse.Namespace, paths: Sequence[str]) -> Iterator[Input | Unreadable]:
     if args.jsonl is not None:
         yield from jsonl_inputs(args.jsonl)
     for path in paths:
         try:
             yield Input(path, read_input(path), format_of(path, args.format))
         except ReadError as error:
-            yield error
+            yield Unreadable(path, str(error))
 
 
 def classify_many(args: argparse.Namespace, paths: Sequence[str]) -> int:
@@ -212,10 +220,9 @@ def classify_many(args: argparse.Namespace, paths: Sequence[str]) -> int:
     with open_channel(args) as channel:
         stub = pb_grpc.TopicStanceServiceStub(channel)
 
-        def run(item: Input | ReadError) -> dict[str, Any]:
-            if isinstance(item, ReadError):
-                return {"id": str(item).split(": ")[0].removeprefix("cannot read "),
-                        "error": {"code": "READ_ERROR", "message": str(item)}}  # fmt: skip
+        def run(item: Input | Unreadable) -> dict[str, Any]:
+            if isinstance(item, Unreadable):
+                return {"id": item.id, "error": {"code": "READ_ERROR", "message": item.message}}
             try:
                 response = stub.ClassifyDocument(
                     request_for(item, args.explain), timeout=TIMEOUT_SECONDS

@@ -195,29 +195,16 @@ class Reader:
         return _assemble(text, format, title, units)
 
     def _leads(self, units: list[_Unit]) -> None:
-        """A lead line takes the next line; a list title takes the short lines after it."""
+        """A lead line takes the next line; a `related` line (or a `navigation` lead)
+        takes the list of short lines after it."""
         for index, unit in enumerate(units):
-            lead = self.rules.lead(unit.visible) if unit.role not in ("blank", "stamp") else None
+            lead = None if unit.role in ("blank", "stamp") else self.rules.lead(unit.visible)
             if lead is not None:
                 unit.kind = lead
-            if lead is None and unit.kind not in LIST_KINDS:
-                continue
-            if unit.kind in LIST_KINDS and lead is None and unit.kind != "related":
-                continue
-            following = units[index + 1 :]
             if lead is not None and lead not in LIST_KINDS:
-                taken = next((u for u in following if u.role != "blank"), None)
-                if taken is not None and taken.kind is None and not taken.level:
-                    taken.kind = lead
-                continue
-            for position, item in enumerate(following):
-                if item.role == "blank" or item.kind is not None:
-                    continue
-                if item.level or not _listed_line(item):
-                    break
-                if not item.listed and _heads_paragraph(following, position):
-                    break
-                item.kind = unit.kind
+                _take_next(units, index, lead)
+            elif unit.kind == "related" or lead in LIST_KINDS:
+                _take_list(units, index, str(unit.kind))
 
     def _title(self, units: list[_Unit], format: str) -> str:
         """The `#` title (what precedes it is page header), or a short first line."""
@@ -294,9 +281,29 @@ def _listed_line(unit: _Unit) -> bool:
     return unit.words <= MAX_LISTED_WORDS and last not in ".!…;,"
 
 
+def _take_next(units: Sequence[_Unit], index: int, kind: str) -> None:
+    taken = next((units[i] for i in range(index + 1, len(units)) if units[i].role != "blank"), None)
+    if taken is not None and taken.kind is None and not taken.level:
+        taken.kind = kind
+
+
+def _take_list(units: Sequence[_Unit], index: int, kind: str) -> None:
+    """The short lines after a list title, up to a paragraph or a heading."""
+    for position in range(index + 1, len(units)):
+        item = units[position]
+        if item.role == "blank" or item.kind is not None:
+            continue
+        if item.level or not _listed_line(item):
+            return
+        if not item.listed and _heads_paragraph(units, position):
+            return
+        item.kind = kind
+
+
 def _heads_paragraph(units: Sequence[_Unit], index: int) -> bool:
     """The next line that is not skipped is a paragraph."""
-    for unit in units[index + 1 :]:
+    for position in range(index + 1, len(units)):
+        unit = units[position]
         if unit.role == "blank" or unit.kind is not None:
             continue
         return _prose(unit)
