@@ -256,15 +256,13 @@ class ModelBundle:
         """Classify each text as one section; a text in a language the model was not
         trained on gets the none topic and no stances, never a guess."""
         detected = [language.detect(text) for text in texts]
-        readable = [i for i, code in enumerate(detected) if not self._unsupported(code)]
-        predictions = iter(self._classify([texts[i] for i in readable], explain))
-        results = []
-        for index, code in enumerate(detected):
-            if index in readable:
-                results.append(replace(next(predictions), language=code))
-            else:
-                results.append(self._unreadable(code))
-        return results
+        readable = [not self._unsupported(code) for code in detected]
+        kept = [text for text, ok in zip(texts, readable, strict=True) if ok]
+        predictions = iter(self._classify(kept, explain))
+        return [
+            replace(next(predictions), language=code) if ok else self._unreadable(code)
+            for code, ok in zip(detected, readable, strict=True)
+        ]
 
     def _unsupported(self, code: str) -> bool:
         return bool(code) and bool(self.languages) and code not in self.languages

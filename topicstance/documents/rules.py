@@ -49,7 +49,11 @@ class Language:
         }
 
     @classmethod
-    def from_payload(cls, data: Mapping[str, Any]) -> Language:
+    def from_payload(cls, data: Mapping[str, Any] | str) -> Language:
+        """From an artifact; a bare code (as some artifacts list languages) is a
+        trained language with no boilerplate patterns."""
+        if isinstance(data, str):
+            return cls(code=data, name=data, trained=True)
         return cls(
             code=str(data["code"]),
             name=str(data.get("name", data["code"])),
