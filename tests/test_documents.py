@@ -274,3 +274,12 @@ def test_other_languages_are_told_apart() -> None:
     assert [language.detect(r["text"]) for r in long_enough] == [r["lang"] for r in long_enough]
     short = [r for r in records if r not in long_enough]
     assert all(language.detect(r["text"]) == "" for r in short)
+
+
+def test_every_language_file_names_its_live_blog_time_stamp() -> None:
+    """A top-level key written after a table would belong to that table: check it is not."""
+    taxonomy = load_taxonomy(DATA / "taxonomy.toml")
+    for code in taxonomy.languages:
+        data = taxonomy.language_data[code]
+        assert data["live_blog_timestamp"], code
+        assert data["boilerplate"], code
