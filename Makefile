@@ -7,6 +7,8 @@ NODE_STAMP := node_modules/.installed
 DATA := training/data
 MODEL ?= $(or $(TOPICSTANCE_MODEL),models/default)
 PROTO := proto/topicstance/v1/topicstance.proto
+# The last released proto: `make test` refuses changes that would break its clients.
+RELEASED := v0.1.0
 
 .PHONY: serve test lint typecheck proto train bench container-test clean
 
@@ -35,10 +37,11 @@ $(MODEL)/CURRENT: $(MODEL_INPUTS) | $(STAMP)
 serve: $(STAMP) $(MODEL_READY)
 	TOPICSTANCE_MODEL=$(MODEL) $(BIN)/topicstance-server
 
-## test: lint, types, proto lint and freshness, data validation, unit and integration tests
+## test: lint, types, proto lint, breaking changes and freshness, data validation, unit and integration tests
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
+	node_modules/.bin/buf breaking --against '.git#tag=$(RELEASED)'
 	$(BIN)/python -m training.dataset check $(DATA)
 	$(BIN)/python -m training.dataset check training/stress --config $(DATA)/taxonomy.toml
 	$(BIN)/pytest

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import inprocess, mlserver_anchor
+from benchmarks import documents, inprocess, mlserver_anchor
 from tests.serving import ServerProcess, start_server
 from training.dataset import load_corpus
 
@@ -273,6 +273,8 @@ def main() -> int:
         report["micro_batching_off"] = bench_ours(
             args.model, texts_file, args_off, ["--max-batch-sections", "1"]
         )
+        print("bench: ClassifyDocument on a 1,000-word HTML page", file=sys.stderr)
+        report["documents"] = documents.measure(args.model, args.data, args.duration)
         print("bench: in-process limit", file=sys.stderr)
         report["in_process"] = inprocess.measure(args.model, texts, args.duration / 2)
         if not args.skip_mlserver:
@@ -281,7 +283,7 @@ def main() -> int:
     report["ratios"] = summarize(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
+    table = markdown(report) + "\n" + documents.markdown(report["documents"])
     (RESULTS / "latest.md").write_text(table)
     print(table)
     return 0

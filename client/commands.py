@@ -1,20 +1,26 @@
 """The client commands of `topicstance`: calls an analyst makes by hand over gRPC.
 
-topicstance classify FILE|- [--json] [--explain] [--target HOST:PORT]
+topicstance classify FILE|DIR|- ... [--format F] [--jsonl FILE] [--json] [--explain]
+                     [--concurrency N] [--target HOST:PORT]
 topicstance info [--json] [--target HOST:PORT]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from charset_normalizer import from_bytes
 from google.protobuf import json_format
+from tqdm import tqdm
 
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
@@ -27,14 +33,88 @@ class ReadError(Exception):
     """An input could not be read; the message names it and why."""
 
 
+FORMATS = {
+    "auto": pb.DOCUMENT_FORMAT_UNSPECIFIED,
+    "plain_text": pb.DOCUMENT_FORMAT_PLAIN_TEXT,
+    "markdown": pb.DOCUMENT_FORMAT_MARKDOWN,
+    "html": pb.DOCUMENT_FORMAT_HTML,
+}
+EXTENSIONS = {
+    ".txt": "plain_text",
+    ".text": "plain_text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+}
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class Input:
+    """One document to classify: where it came from, its text and its format."""
+
+    id: str
+    text: str
+    format: str = "auto"
+
+
+def decode(data: bytes, name: str) -> str:
+    """UTF-8, or the encoding charset-normalizer finds; binary data is refused."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None or "\x00" in str(best):
+        raise ReadError(f"cannot read {name}: not text in UTF-8 or another encoding found")
+    return str(best)
+
+
 def read_input(path: str) -> str:
     try:
         if path == "-":
-            return sys.stdin.read()
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise ReadError(f"cannot read {path}: {reason}") from error
+            return decode(sys.stdin.buffer.read(), "standard input")
+        return decode(Path(path).read_bytes(), path)
+    except OSError as error:
+        raise ReadError(f"cannot read {path}: {error.strerror or error}") from error
+
+
+def format_of(path: str, given: str) -> str:
+    """The --format given, else the one the file's extension names, else auto."""
+    if given != "auto":
+        return given
+    return EXTENSIONS.get(Path(path).suffix.lower(), "auto")
+
+
+def expand(paths: Sequence[str]) -> list[str]:
+    """Files as given; directories replaced by the documents in them (by extension)."""
+    found: list[str] = []
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            found += sorted(str(p) for p in Path(path).rglob("*") if p.suffix.lower() in EXTENSIONS)
+        else:
+            found.append(path)
+    return found
+
+
+def jsonl_inputs(path: str) -> Iterator[Input]:
+    """One {"id", "text", "format"?} object per line; a bad line is a ReadError."""
+    text = read_input(path)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            item = Input(str(record["id"]), str(record["text"]), str(record.get("format", "auto")))
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ReadError(
+                f'{path}:{number}: expected {{"id", "text", "format"?}}: {error}'
+            ) from error
+        if item.format not in FORMATS:
+            raise ReadError(f"{path}:{number}: format must be one of {', '.join(FORMATS)}")
+        yield item
 
 
 def to_json(message: Any) -> str:
@@ -81,22 +161,91 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
     return grpc.secure_channel(args.target, credentials)
 
 
-def classify(args: argparse.Namespace) -> int:
-    text = read_input(args.file)
-    with open_channel(args) as channel:
-        stub = pb_grpc.TopicStanceServiceStub(channel)
-        response = stub.ClassifyDocument(
-            pb.ClassifyDocumentRequest(text=text, explain=args.explain), timeout=TIMEOUT_SECONDS
-        )
-    if args.json:
-        print(to_json(response))
-        return 0
+def request_for(item: Input, explain: bool) -> pb.ClassifyDocumentRequest:
+    return pb.ClassifyDocumentRequest(text=item.text, explain=explain, format=FORMATS[item.format])
+
+
+def print_table(response: pb.ClassifyDocumentResponse, explain: bool) -> None:
+    if response.title:
+        print(f"title: {response.title}")
     print(f"{'#':>2}  {'heading':<48}  {'primary':<10}  {'topics':<28}  stances")
     for index, section in enumerate(response.sections, start=1):
         print(format_section(index, section))
-        if args.explain:
+        if explain:
             print("\n".join(format_evidence(section)))
-    return 0
+
+
+def classify(args: argparse.Namespace) -> int:
+    """One input: a table (or its JSON). Several, or --jsonl: JSON Lines of results."""
+    paths = expand(args.files)
+    if args.jsonl is None and not paths:
+        raise ReadError("nothing to classify: give files, directories, - or --jsonl FILE")
+    if args.jsonl is None and len(paths) == 1:
+        item = Input(paths[0], read_input(paths[0]), format_of(paths[0], args.format))
+        with open_channel(args) as channel:
+            response = pb_grpc.TopicStanceServiceStub(channel).ClassifyDocument(
+                request_for(item, args.explain), timeout=TIMEOUT_SECONDS
+            )
+        if args.json:
+            print(to_json(response))
+        else:
+            print_table(response, args.explain)
+        return 0
+    return classify_many(args, paths)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An input file that could not be read: it is reported as that input's error."""
+
+    id: str
+    message: str
+
+
+def _inputs(args: argparse.Namespace, paths: Sequence[str]) -> Iterator[Input | Unreadable]:
+    if args.jsonl is not None:
+        yield from jsonl_inputs(args.jsonl)
+    for path in paths:
+        try:
+            yield Input(path, read_input(path), format_of(path, args.format))
+        except ReadError as error:
+            yield Unreadable(path, str(error))
+
+
+def classify_many(args: argparse.Namespace, paths: Sequence[str]) -> int:
+    """Every input with at most --concurrency calls in flight; one JSON line each, in
+    input order, a progress bar and a summary on stderr; status 1 if any failed."""
+    items = list(_inputs(args, paths))
+    failed = 0
+    with open_channel(args) as channel:
+        stub = pb_grpc.TopicStanceServiceStub(channel)
+
+        def run(item: Input | Unreadable) -> dict[str, Any]:
+            if isinstance(item, Unreadable):
+                return {"id": item.id, "error": {"code": "READ_ERROR", "message": item.message}}
+            try:
+                response = stub.ClassifyDocument(
+                    request_for(item, args.explain), timeout=TIMEOUT_SECONDS
+                )
+            except grpc.RpcError as error:
+                return {
+                    "id": item.id,
+                    "error": {"code": error.code().name, "message": error.details()},
+                }
+            return {"id": item.id, "result": json.loads(to_json(response))}
+
+        with ThreadPoolExecutor(max(1, args.concurrency)) as pool:
+            bar = tqdm(total=len(items), unit="doc", file=sys.stderr, disable=len(items) < 2)
+            for line in pool.map(run, items):
+                failed += "error" in line
+                print(json.dumps(line, ensure_ascii=False))
+                bar.update()
+            bar.close()
+    print(
+        f"topicstance: classified {len(items) - failed} of {len(items)} inputs; {failed} failed",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
 
 
 def info(args: argparse.Namespace) -> int:
@@ -137,7 +286,29 @@ def add_commands(commands: Any) -> None:
     classify_cmd = commands.add_parser(
         "classify", help="split a document into sections and classify them"
     )
-    classify_cmd.add_argument("file", help="a UTF-8 text file, or - for standard input")
+    classify_cmd.add_argument(
+        "files",
+        nargs="*",
+        default=[],
+        help="text, Markdown or HTML files, directories of them, or - for standard input",
+    )
+    classify_cmd.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="auto",
+        help="how the inputs are written (default: from the extension, else detected)",
+    )
+    classify_cmd.add_argument(
+        "--jsonl",
+        metavar="FILE",
+        help='a JSON Lines file of {"id", "text", "format"?} objects to classify as well',
+    )
+    classify_cmd.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"most calls in flight at once (default {DEFAULT_CONCURRENCY})",
+    )
     classify_cmd.add_argument("--json", action="store_true", help="print the response as JSON")
     classify_cmd.add_argument(
         "--explain", action="store_true", help="show the terms behind each prediction"

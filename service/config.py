@@ -31,7 +31,10 @@ class Settings:
     max_document_chars: int = 500_000
     max_batch_texts: int = 256
     max_sections: int = 2_000
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_html_chars: int = 5_000_000
+    max_html_depth: int = 200
+    # Above the HTML limit, so a page too large gets our message naming that limit.
+    max_message_bytes: int = 16 * 1024 * 1024
     grace_seconds: float = 10.0
     max_batch_sections: int = 64
     max_batch_wait_ms: float = 2.0
@@ -51,6 +54,8 @@ class Settings:
             "max_document_chars": self.max_document_chars,
             "max_batch_texts": self.max_batch_texts,
             "max_sections": self.max_sections,
+            "max_html_chars": self.max_html_chars,
+            "max_html_depth": self.max_html_depth,
             "max_message_bytes": self.max_message_bytes,
         }
 
@@ -69,6 +74,8 @@ _HELP = {
     "max_document_chars": "longest document accepted, in characters",
     "max_batch_texts": "most texts in one batch request",
     "max_sections": "most sections in one document",
+    "max_html_chars": "longest HTML page accepted, in characters",
+    "max_html_depth": "deepest nesting of HTML elements accepted",
     "max_message_bytes": "largest request message, in bytes",
     "grace_seconds": "how long in-flight calls may finish after SIGTERM",
     "max_batch_sections": "most sections predicted together (1 turns micro-batching off)",

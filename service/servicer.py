@@ -1,15 +1,16 @@
 """The gRPC servicer: validates requests, calls the model, translates the results.
 
-It holds no ML logic: sections come from service.sections, predictions from the
-model bundle (through the micro-batcher), and this module only checks limits,
-builds messages and wires the methods to their safe request parsers.
+It holds no ML logic: documents are read by the core (topicstance.documents, on
+threads of their own), predictions come from the model bundle (through the
+micro-batcher), and this module only checks limits, builds messages and wires the
+methods to their safe request parsers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -21,13 +22,30 @@ from service.config import Settings
 from service.observe import CallObserver
 from service.validation import InvalidRequest, Limits, RequestError, parser
 from topicstance.bundle import ModelBundle, SectionPrediction
+from topicstance.documents import (
+    Document,
+    DocumentError,
+    DocumentSection,
+    HtmlLimits,
+    LimitError,
+    detect_format,
+    read_document,
+)
 from topicstance.explain import Evidence
-from topicstance.sections import Section, single_section, split_sections
+from topicstance.sections import Section, single_section
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["TopicStanceService"]
 StreamItem = pb.StreamClassifyTextsRequest | InvalidRequest
+FORMATS = {
+    pb.DOCUMENT_FORMAT_UNSPECIFIED: "",
+    pb.DOCUMENT_FORMAT_PLAIN_TEXT: "plain_text",
+    pb.DOCUMENT_FORMAT_MARKDOWN: "markdown",
+    pb.DOCUMENT_FORMAT_HTML: "html",
+}
+# Threads that extract and read documents, so a slow page never blocks the event loop.
+DOCUMENT_THREADS = 2
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestError) -> NoReturn:
@@ -54,6 +72,9 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         self._settings = settings
         self._observer = observer
         self._limits = Limits(settings)
+        self._model = model
+        self._html = HtmlLimits(settings.max_html_chars, settings.max_html_depth)
+        self._documents = ThreadPoolExecutor(DOCUMENT_THREADS, thread_name_prefix="documents")
         self._batcher = Batcher(
             model, settings.max_batch_sections, settings.max_batch_wait_ms / 1000, model_thread
         )
@@ -74,13 +95,55 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
     ) -> pb.ClassifyDocumentResponse:
         await _valid(request, context)
         try:
-            self._limits.text("text", request.text, self._settings.max_document_chars)
-            sections = split_sections(request.text)
-            self._limits.sections("text", len(sections))
+            document = await self._read(request)
+            self._limits.sections("text", len(document.sections))
         except RequestError as error:
             await _abort(context, error)
-        results = await self._classify(sections, in_heading=False, explain=request.explain)
-        return pb.ClassifyDocumentResponse(sections=results)
+        results = await self._classify(document.sections, in_heading=False, explain=request.explain)
+        return pb.ClassifyDocumentResponse(
+            sections=results,
+            title=document.title,
+            text=document.text,
+            skipped=[
+                pb.SkippedSpan(start=s.start, end=s.end, kind=s.kind) for s in document.skipped
+            ],
+        )
+
+    async def _read(self, request: pb.ClassifyDocumentRequest) -> Document:
+        """The document read as an article, on the document threads."""
+        if request.format not in FORMATS:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, "format", f"has no value {request.format}"
+            )
+        text = request.text
+        format = FORMATS[request.format] or detect_format(text)
+        html = format == "html"
+        limit = self._settings.max_html_chars if html else self._settings.max_document_chars
+        if html and len(text) > limit:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "text",
+                f"is {len(text)} characters of HTML; the limit is {limit} (max_html_chars)",
+            )
+        self._limits.text("text", text, limit)
+        reader = self._model().reader
+        loop = asyncio.get_running_loop()
+        try:
+            document = await loop.run_in_executor(
+                self._documents, read_document, text, format, reader, self._html
+            )
+        except LimitError as error:
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, "text", str(error)) from error
+        except DocumentError as error:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "text", str(error)) from error
+        if html and len(document.text) > self._settings.max_document_chars:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "text",
+                f"holds an article of {len(document.text)} characters; the limit is "
+                f"{self._settings.max_document_chars} (max_document_chars)",
+            )
+        return document
 
     async def BatchClassifyTexts(
         self, request: pb.BatchClassifyTextsRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -161,7 +224,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         return single_section(text, heading)
 
     async def _classify(
-        self, sections: Sequence[Section], in_heading: bool, explain: bool
+        self, sections: Sequence[Section | DocumentSection], in_heading: bool, explain: bool
     ) -> list[pb.SectionResult]:
         """Classify in chunks of at most one batch: a call whose client has gone
         (deadline passed, cancelled) is cancelled at the next chunk, not at the end."""
@@ -244,9 +307,13 @@ class AdminServicer(pb_grpc.TopicStanceAdminServiceServicer):
 
 
 def section_result(
-    section: Section, prediction: SectionPrediction, version: str, in_heading: bool
+    section: Section | DocumentSection,
+    prediction: SectionPrediction,
+    version: str,
+    in_heading: bool,
 ) -> pb.SectionResult:
     """The message for one section; mention offsets mapped back to the request."""
+    parts = section.parts if isinstance(section, DocumentSection) else ()
     return pb.SectionResult(
         heading=section.heading,
         start=section.start,
@@ -268,6 +335,9 @@ def section_result(
         ],
         model_version=version,
         topic_evidence=_evidence(prediction.topic_evidence),
+        language=prediction.language,
+        unsupported_language=prediction.unsupported_language,
+        parts=[pb.TextSpan(start=start, end=end) for start, end in parts],
     )
 
 
@@ -275,7 +345,9 @@ def _evidence(terms: Iterable[Evidence]) -> list[pb.EvidenceTerm]:
     return [pb.EvidenceTerm(term=e.term, weight=e.weight) for e in terms]
 
 
-def _mention(section: Section, start: int, end: int, text: str, in_heading: bool) -> pb.Mention:
+def _mention(
+    section: Section | DocumentSection, start: int, end: int, text: str, in_heading: bool
+) -> pb.Mention:
     return pb.Mention(
         start=section.source_offset(start),
         end=section.source_offset(end),
@@ -309,6 +381,7 @@ def model_info(bundle: ModelBundle, limits: Mapping[str, int]) -> pb.GetModelInf
         library_versions=manifest.get("library_versions", {}),
         limits=dict(limits),
         dataset_sha256=manifest.get("dataset_sha256", ""),
+        languages=bundle.languages,
     )
 
 

@@ -186,7 +186,7 @@ BAD_INPUT: list[BadCase] = [
         "document with too many headings",
         lambda s: s.ClassifyDocument(
             pb.ClassifyDocumentRequest(
-                text="".join(f"# Part {i}\nSome text {i}.\n" for i in range(60))
+                text="".join(f"## Part {i}\nSome text {i}.\n" for i in range(60))
             )
         ),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -280,7 +280,7 @@ def test_odd_but_valid_text_gets_a_correct_result(limited_stub: Stub, text: str)
 
 
 def test_ten_thousand_headings_are_refused_by_the_section_limit(stub: Stub) -> None:
-    document = "".join(f"# Heading {i}\nA line under it.\n" for i in range(10_000))
+    document = "".join(f"## Heading {i}\nA line under it.\n" for i in range(10_000))
     expect_error(
         lambda: stub.ClassifyDocument(pb.ClassifyDocumentRequest(text=document)),
         grpc.StatusCode.RESOURCE_EXHAUSTED, "text", "10000 sections", "limit is 2000",

@@ -21,7 +21,7 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ import joblib
 import numpy as np
 import sklearn
 
+from topicstance import language
 from topicstance.actors import ActorMatcher, Mention
+from topicstance.documents import Boilerplate, Language, Reader
 from topicstance.explain import Evidence, Explainer
 from topicstance.model import StanceModel, TopicModel
 
@@ -77,6 +79,8 @@ class SectionPrediction:
     topic_scores: list[tuple[str, float]]
     stances: list[ActorStancePrediction] = field(default_factory=list)
     topic_evidence: list[Evidence] = field(default_factory=list)
+    language: str = ""
+    unsupported_language: bool = False
 
 
 def library_versions() -> dict[str, str]:
@@ -227,12 +231,40 @@ class ModelBundle:
         self.thresholds = self.topic_model.thresholds
         self.matcher = ActorMatcher.from_config(self.actor_config)
         self._explainer: Explainer | None = None
+        # Artifacts trained before languages were recorded know none: nothing is refused.
+        self.language_data = tuple(Language.from_payload(x) for x in payload.get("languages", []))
+        self.languages = tuple(x.code for x in self.language_data if x.trained)
+        self.reader = Reader(Boilerplate(self.language_data))
 
     @property
     def actors(self) -> tuple[str, ...]:
         return self.matcher.actors
 
     def predict(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
+        """Classify each text as one section; a text in a language the model was not
+        trained on gets the none topic and no stances, never a guess."""
+        detected = [language.detect(text) for text in texts]
+        readable = [not self._unsupported(code) for code in detected]
+        kept = [text for text, ok in zip(texts, readable, strict=True) if ok]
+        predictions = iter(self._classify(kept, explain))
+        return [
+            replace(next(predictions), language=code) if ok else self._unreadable(code)
+            for code, ok in zip(detected, readable, strict=True)
+        ]
+
+    def _unsupported(self, code: str) -> bool:
+        return bool(code) and bool(self.languages) and code not in self.languages
+
+    def _unreadable(self, code: str) -> SectionPrediction:
+        return SectionPrediction(
+            primary_topic=self.none_topic,
+            topics=[],
+            topic_scores=[(topic, 0.0) for topic in self.topics],
+            language=code,
+            unsupported_language=True,
+        )
+
+    def _classify(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []

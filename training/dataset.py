@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from topicstance.actors import ActorMatcher
+from topicstance.documents.rules import TABLES, pattern_problems
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 KNOWN_FIELDS = {"id", "text", "heading", "doc", "register", "lang", "basis", "topics", "stances"}
@@ -67,6 +68,8 @@ class Taxonomy:
     languages: tuple[str, ...] = ("en",)
     quotes: dict[str, list[str]] = field(default_factory=dict)
     topic_actors: dict[str, list[str]] = field(default_factory=dict)
+    # Per language code: its name and the boilerplate of pages written in it.
+    language_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def default_language(self) -> str:
@@ -202,7 +205,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
     ):
         problems.append(f"{path}: languages: expected a non-empty list of ISO 639-1 codes")
         languages = ["en"]
-    merged, digest = _with_languages(config, path, languages[1:], problems)
+    merged, digest = _with_languages(config, path, languages, problems)
     if problems:
         raise DataError(problems)
     return Taxonomy(
@@ -220,6 +223,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         languages=tuple(languages),
         quotes=merged["quotes"],
         topic_actors={k: list(v) for k, v in config.get("topic_actors", {}).items()},
+        language_data=merged["languages"],
     )
 
 
@@ -233,8 +237,10 @@ QUOTE_LISTS = ("speech_verbs", "pronouns", "first_person")
 def _with_languages(
     config: dict[str, Any], path: Path, extra: Sequence[str], problems: list[str]
 ) -> tuple[dict[str, Any], Any]:
-    """The taxonomy's actor aliases and word lists extended by each further language's
-    file (`languages/<code>.toml` next to the taxonomy), and a hash over all of them."""
+    """The taxonomy's actor aliases and word lists extended by each language's file
+    (`languages/<code>.toml` next to the taxonomy; optional for the first language,
+    whose words are in the taxonomy itself), the languages' names and boilerplate
+    patterns, and a hash over all of them."""
     actors = {
         name: {"aliases": list(spec.get("aliases", [])), "exclude": list(spec.get("exclude", []))}
         for name, spec in config.get("actors", {}).items()
@@ -244,14 +250,19 @@ def _with_languages(
     quotes: dict[str, list[str]] = {key: [] for key in QUOTE_LISTS}
     _add_quote_words(quotes, config, path, problems)
     raws: list[bytes] = []
-    for code in extra:
+    data: dict[str, dict[str, Any]] = {}
+    for index, code in enumerate(extra):
         language_path = path.parent / LANGUAGE_DIRECTORY / f"{code}.toml"
+        if index == 0 and not language_path.is_file():
+            data[code] = {"name": code}
+            continue
         try:
             language, raw = _read_config(language_path)
         except DataError as exc:
             problems += exc.problems
             continue
         raws.append(raw)
+        data[code] = _language_data(language, code, language_path, problems)
         for name, spec in language.get("actors", {}).items():
             if name not in actors or not isinstance(spec, dict):
                 problems.append(f"{language_path}: actors.{name}: not an actor of {path.name}")
@@ -271,7 +282,7 @@ def _with_languages(
             hasher.update(raw)
         return hasher.hexdigest()
 
-    return {"actors": actors, **lists, "quotes": quotes}, digest
+    return {"actors": actors, **lists, "quotes": quotes, "languages": data}, digest
 
 
 def _add_quote_words(
@@ -298,6 +309,23 @@ def _topic_actors(config: dict[str, Any], path: Path) -> list[str]:
         or not isinstance(names, list)
         or not all(name in actors for name in names)
     ]
+
+
+def _language_data(
+    language: dict[str, Any], code: str, path: Path, problems: list[str]
+) -> dict[str, Any]:
+    """A language's name, boilerplate tables and live-blog time stamp, checked."""
+    data: dict[str, Any] = {"name": str(language.get("name", code))}
+    for table in TABLES:
+        problems += pattern_problems(language.get(table, {}), f"{path}: {table}")
+        data[table] = language.get(table, {})
+    stamp = language.get("live_blog_timestamp", "")
+    try:
+        re.compile(stamp)
+    except (re.error, TypeError) as exc:
+        problems.append(f"{path}: live_blog_timestamp: expected a regular expression: {exc}")
+    data["live_blog_timestamp"] = stamp
+    return data
 
 
 def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:

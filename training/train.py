@@ -40,6 +40,7 @@ from topicstance.bundle import (
     save_artifact,
     signing_key,
 )
+from topicstance.documents import Language
 from topicstance.model import QuoteHead
 from training import report
 from training.dataset import (
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stance_model": stance_model,
                 "actors": taxonomy.actors,
                 "neutral_stance": taxonomy.neutral_stance,
-                "languages": list(taxonomy.languages),
+                "languages": language_payload(corpus),
             },
             {
                 "version": version,
@@ -432,6 +433,22 @@ def load_test_sets(specs: Sequence[str], taxonomy: Taxonomy) -> dict[str, list[S
 
 def _scores(result: HeldOut) -> dict[str, Any]:
     return {"topics": result.topics, "stances": result.stances}
+
+
+def language_payload(corpus: Corpus) -> list[dict[str, Any]]:
+    """Per taxonomy language: code, name, boilerplate, and whether the model was
+    trained on it (any section in it); the server serves them from the model."""
+    present = {section.lang for section in corpus.sections}
+    return [
+        Language.from_payload(
+            {
+                "code": code,
+                **corpus.taxonomy.language_data.get(code, {}),
+                "trained": code in present,
+            }
+        ).to_payload()
+        for code in corpus.taxonomy.languages
+    ]
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:

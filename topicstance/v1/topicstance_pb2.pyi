@@ -2,12 +2,24 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DocumentFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DOCUMENT_FORMAT_UNSPECIFIED: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_PLAIN_TEXT: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_MARKDOWN: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_HTML: _ClassVar[DocumentFormat]
+DOCUMENT_FORMAT_UNSPECIFIED: DocumentFormat
+DOCUMENT_FORMAT_PLAIN_TEXT: DocumentFormat
+DOCUMENT_FORMAT_MARKDOWN: DocumentFormat
+DOCUMENT_FORMAT_HTML: DocumentFormat
 
 class ClassifyTextRequest(_message.Message):
     __slots__ = ("text", "heading", "explain")
@@ -26,18 +38,44 @@ class ClassifyTextResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[SectionResult, _Mapping]] = ...) -> None: ...
 
 class ClassifyDocumentRequest(_message.Message):
-    __slots__ = ("text", "explain")
+    __slots__ = ("text", "explain", "format")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     text: str
     explain: bool
-    def __init__(self, text: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
+    format: DocumentFormat
+    def __init__(self, text: _Optional[str] = ..., explain: _Optional[bool] = ..., format: _Optional[_Union[DocumentFormat, str]] = ...) -> None: ...
 
 class ClassifyDocumentResponse(_message.Message):
-    __slots__ = ("sections",)
+    __slots__ = ("sections", "title", "text", "skipped")
     SECTIONS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     sections: _containers.RepeatedCompositeFieldContainer[SectionResult]
-    def __init__(self, sections: _Optional[_Iterable[_Union[SectionResult, _Mapping]]] = ...) -> None: ...
+    title: str
+    text: str
+    skipped: _containers.RepeatedCompositeFieldContainer[SkippedSpan]
+    def __init__(self, sections: _Optional[_Iterable[_Union[SectionResult, _Mapping]]] = ..., title: _Optional[str] = ..., text: _Optional[str] = ..., skipped: _Optional[_Iterable[_Union[SkippedSpan, _Mapping]]] = ...) -> None: ...
+
+class SkippedSpan(_message.Message):
+    __slots__ = ("start", "end", "kind")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    kind: str
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class TextSpan(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class BatchClassifyTextsRequest(_message.Message):
     __slots__ = ("texts", "explain")
@@ -78,7 +116,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "create_time", "topics", "none_topic", "actors", "stances", "topic_thresholds", "metrics", "library_versions", "limits", "dataset_sha256")
+    __slots__ = ("model_version", "create_time", "topics", "none_topic", "actors", "stances", "topic_thresholds", "metrics", "library_versions", "limits", "dataset_sha256", "languages")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +149,7 @@ class GetModelInfoResponse(_message.Message):
     LIBRARY_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     create_time: _timestamp_pb2.Timestamp
     topics: _containers.RepeatedScalarFieldContainer[str]
@@ -122,10 +161,11 @@ class GetModelInfoResponse(_message.Message):
     library_versions: _containers.ScalarMap[str, str]
     limits: _containers.ScalarMap[str, int]
     dataset_sha256: str
-    def __init__(self, model_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., none_topic: _Optional[str] = ..., actors: _Optional[_Iterable[str]] = ..., stances: _Optional[_Iterable[str]] = ..., topic_thresholds: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Mapping[str, int]] = ..., dataset_sha256: _Optional[str] = ...) -> None: ...
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_version: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., topics: _Optional[_Iterable[str]] = ..., none_topic: _Optional[str] = ..., actors: _Optional[_Iterable[str]] = ..., stances: _Optional[_Iterable[str]] = ..., topic_thresholds: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Mapping[str, int]] = ..., dataset_sha256: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SectionResult(_message.Message):
-    __slots__ = ("heading", "start", "end", "primary_topic", "topics", "topic_scores", "stances", "model_version", "topic_evidence")
+    __slots__ = ("heading", "start", "end", "primary_topic", "topics", "topic_scores", "stances", "model_version", "topic_evidence", "language", "unsupported_language", "parts")
     HEADING_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +175,9 @@ class SectionResult(_message.Message):
     STANCES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     TOPIC_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    UNSUPPORTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     heading: str
     start: int
     end: int
@@ -144,7 +187,10 @@ class SectionResult(_message.Message):
     stances: _containers.RepeatedCompositeFieldContainer[ActorStance]
     model_version: str
     topic_evidence: _containers.RepeatedCompositeFieldContainer[EvidenceTerm]
-    def __init__(self, heading: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., primary_topic: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., topic_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., stances: _Optional[_Iterable[_Union[ActorStance, _Mapping]]] = ..., model_version: _Optional[str] = ..., topic_evidence: _Optional[_Iterable[_Union[EvidenceTerm, _Mapping]]] = ...) -> None: ...
+    language: str
+    unsupported_language: bool
+    parts: _containers.RepeatedCompositeFieldContainer[TextSpan]
+    def __init__(self, heading: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., primary_topic: _Optional[str] = ..., topics: _Optional[_Iterable[str]] = ..., topic_scores: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., stances: _Optional[_Iterable[_Union[ActorStance, _Mapping]]] = ..., model_version: _Optional[str] = ..., topic_evidence: _Optional[_Iterable[_Union[EvidenceTerm, _Mapping]]] = ..., language: _Optional[str] = ..., unsupported_language: _Optional[bool] = ..., parts: _Optional[_Iterable[_Union[TextSpan, _Mapping]]] = ...) -> None: ...
 
 class EvidenceTerm(_message.Message):
     __slots__ = ("term", "weight")
