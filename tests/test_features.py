@@ -25,6 +25,17 @@ TEXTS = [s.full_text for s in load_corpus(DATA).sections[::7]]
 TRAIN, TEST = TEXTS[: len(TEXTS) // 2], [*TEXTS[len(TEXTS) // 2 :], "", "   ", "Éé ünïcode ——"]
 
 
+def rounded(value: Any) -> Any:
+    """The value with every float rounded to 12 places, for comparing across batch sizes."""
+    if isinstance(value, float):
+        return round(value, 12)
+    if isinstance(value, (list, tuple)):
+        return type(value)(rounded(item) for item in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return tuple(rounded(getattr(value, name)) for name in value.__dataclass_fields__)
+    return value
+
+
 def assert_same(fast: Any, reference: Any) -> None:
     assert fast.shape == reference.shape
     assert abs(fast - reference).sum() < 1e-9
@@ -89,4 +100,6 @@ def test_union_and_linear_models_match_sklearn(bundle: ModelBundle) -> None:
 def test_batching_does_not_change_predictions(bundle: ModelBundle) -> None:
     together = bundle.predict(TEST[:20])
     alone = [bundle.predict([text])[0] for text in TEST[:20]]
-    assert together == alone
+    # Labels must match exactly; scores may differ in the last bits, since BLAS sums a
+    # batch in another order than a single row.
+    assert rounded(together) == rounded(alone)

@@ -94,8 +94,11 @@ def test_model_info(stub: Stub) -> None:
         "held_out.stances.f_avg",
         "cross_validation.topics.macro_f1.mean",
         "cross_validation.stances.macro_f1.std",
-        "baselines.keywords.topics.macro_f1",
-        "baselines.majority.stances.macro_f1",
+        "held_out.topics.ece.us_policy",
+        "held_out.stances.ece",
+        "held_out_by_language.uk.topics.primary_accuracy",
+        "baselines.held_out.keywords.topics.macro_f1",
+        "baselines.held_out.majority.stances.macro_f1",
         "training_seconds",
         "artifact_bytes",
     ):
@@ -103,6 +106,7 @@ def test_model_info(stub: Stub) -> None:
     assert info.metrics["artifact_bytes"] > 100_000
     assert "scikit-learn" in info.library_versions
     assert info.limits["max_text_chars"] > 0
+    assert list(info.languages) == ["en", "uk", "ru"]
 
 
 @pytest.mark.parametrize(

@@ -251,6 +251,33 @@ def languages(corpus: Corpus, train: list[Section], test: list[Section]) -> str:
     return "\n".join(["### Languages", "", _table([*header, "stance pairs"], rows)])
 
 
+def quote_counts(corpus: Corpus) -> str:
+    """The labeled quotes the quote head learns from, per language and stance."""
+    taxonomy = corpus.taxonomy
+    rows = [
+        [
+            code,
+            *[
+                sum(q.lang == code and q.stance == stance for q in corpus.quotes)
+                for stance in taxonomy.stances
+            ],
+            sum(q.lang == code for q in corpus.quotes),
+        ]
+        for code in taxonomy.languages
+    ]
+    return "\n".join(
+        [
+            "### Labeled quotes",
+            "",
+            "Actors' own words (`quotes/*.jsonl`: id, lang, speaker, quote, stance), written "
+            "for this project like the sections; the quote head learns from them how a "
+            "speaker's own words show its posture.",
+            "",
+            _table(["language", *[f"`{s}`" for s in taxonomy.stances], "quotes"], rows),
+        ]
+    )
+
+
 def render(corpus: Corpus, directory: Path) -> str:
     train, test = split(corpus)
     files = ", ".join(f"`{path.name}`" for path in corpus.files)
@@ -262,6 +289,7 @@ def render(corpus: Corpus, directory: Path) -> str:
             label_counts(corpus, train, test),
             stance_counts(corpus),
             languages(corpus, train, test),
+            *([quote_counts(corpus)] if corpus.quotes else []),
             length_histogram(corpus.sections),
             variety(corpus),
             provenance(corpus, directory),

@@ -336,7 +336,8 @@ def fit_stance_base(
 ) -> StanceModel:
     quotes = quote_attributor(taxonomy)
     inputs, labels, _ = stance_examples(sections, taxonomy.matcher(), quotes)
-    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed).fit(inputs, labels)
+    with_quotes = any(item.quoted for item in inputs)
+    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed, with_quotes).fit(inputs, labels)
     return StanceModel(
         pipeline,
         taxonomy.stances,

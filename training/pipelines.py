@@ -132,7 +132,11 @@ def _vectorizer(min_df: int = 1, weighted: bool = True) -> FeatureListTfidf:
     return FeatureListTfidf(min_df=min_df, weighted=weighted)
 
 
-def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> FeatureUnion:
+def stance_features(
+    config: StanceConfig, cues: Mapping[str, Sequence[str]], quotes: bool = True
+) -> FeatureUnion:
+    """The stance blocks of the config; the cue block needs cue words and the quote
+    block needs quotes (a taxonomy without speech verbs attributes none)."""
     blocks: dict[str, Any] = {
         "context": Pipeline(
             [("features", MaskedContext(window=config.window)), ("tfidf", _vectorizer())]
@@ -146,14 +150,21 @@ def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> 
         ),
         "quote": Pipeline([("features", OwnQuote()), ("tfidf", _vectorizer())]),
     }
-    chosen = [part for part in config.parts if part != "cues" or cues]
+    chosen = [
+        part for part in config.parts if (part != "cues" or cues) and (part != "quote" or quotes)
+    ]
     return FeatureUnion([(part, blocks[part]) for part in chosen])
 
 
-def stance_pipeline(config: StanceConfig, cues: Mapping[str, Sequence[str]], seed: int) -> Pipeline:
+def stance_pipeline(
+    config: StanceConfig, cues: Mapping[str, Sequence[str]], seed: int, quotes: bool = True
+) -> Pipeline:
     """Masked-context features around each actor, one multiclass classifier."""
     return Pipeline(
-        [("features", stance_features(config, cues)), ("classifier", config.classifier.build(seed))]
+        [
+            ("features", stance_features(config, cues, quotes)),
+            ("classifier", config.classifier.build(seed)),
+        ]
     )
 
 
