@@ -2,11 +2,16 @@
 
 topicstance classify FILE|- [--json] [--explain] [--target HOST:PORT]
 topicstance info [--json] [--target HOST:PORT]
+
+Channels use the published service config (deploy/client/service-config.json:
+round robin over every address the target resolves to, retries on UNAVAILABLE,
+health checks); --service-config or TOPICSTANCE_SERVICE_CONFIG names another.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +25,8 @@ from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = os.environ.get("TOPICSTANCE_TARGET", "127.0.0.1:50051")
+PUBLISHED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "client" / "service-config.json"
+DEFAULT_CONFIG = os.environ.get("TOPICSTANCE_SERVICE_CONFIG", str(PUBLISHED_CONFIG))
 TIMEOUT_SECONDS = 30.0
 
 
@@ -69,16 +76,31 @@ def format_evidence(section: pb.SectionResult) -> list[str]:
     return lines
 
 
+def service_config(path: str) -> list[tuple[str, str]]:
+    """The channel option that carries the service config; none if the published file
+    is not there (an installed package without the repository), an error if a named
+    one is missing or not JSON."""
+    if not path or (path == str(PUBLISHED_CONFIG) and not PUBLISHED_CONFIG.exists()):
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        json.loads(text)
+    except (OSError, ValueError) as error:
+        raise ReadError(f"cannot use the service config {path}: {error}") from error
+    return [("grpc.service_config", text)]
+
+
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
     """Plaintext, TLS (--tls-ca), or mutual TLS (--tls-ca with --tls-cert and --tls-key)."""
+    options = service_config(args.service_config)
     if not args.tls_ca:
-        return grpc.insecure_channel(args.target)
+        return grpc.insecure_channel(args.target, options=options)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(args.tls_ca).read_bytes(),
         private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
         certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
     )
-    return grpc.secure_channel(args.target, credentials)
+    return grpc.secure_channel(args.target, credentials, options=options)
 
 
 def classify(args: argparse.Namespace) -> int:
@@ -86,7 +108,9 @@ def classify(args: argparse.Namespace) -> int:
     with open_channel(args) as channel:
         stub = pb_grpc.TopicStanceServiceStub(channel)
         response = stub.ClassifyDocument(
-            pb.ClassifyDocumentRequest(text=text, explain=args.explain), timeout=TIMEOUT_SECONDS
+            pb.ClassifyDocumentRequest(text=text, explain=args.explain),
+            timeout=TIMEOUT_SECONDS,
+            wait_for_ready=False,  # a person is waiting: say at once that nothing answers
         )
     if args.json:
         print(to_json(response))
@@ -103,7 +127,7 @@ def info(args: argparse.Namespace) -> int:
     """The model a server is using: version, labels and held-out scores."""
     with open_channel(args) as channel:
         response = pb_grpc.TopicStanceServiceStub(channel).GetModelInfo(
-            pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS
+            pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS, wait_for_ready=False
         )
     if args.json:
         print(to_json(response))
@@ -130,6 +154,12 @@ def add_connection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tls-ca", help="CA bundle (PEM) to verify the server: turns TLS on")
     command.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
     command.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
+    command.add_argument(
+        "--service-config",
+        default=DEFAULT_CONFIG,
+        help="gRPC service config (JSON) for the channel; '' for none "
+        "(default: deploy/client/service-config.json; env TOPICSTANCE_SERVICE_CONFIG)",
+    )
 
 
 def add_commands(commands: Any) -> None:
