@@ -28,7 +28,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import logs, metrics
+from service import logs, memory, metrics
 from service.config import Settings, parse_settings
 from service.observe import CallObserver
 from service.servicer import SERVICE, AdminServicer, TopicStanceServicer, rpc_handlers
@@ -425,6 +425,14 @@ class Supervisor:
         return 0 if failures == 0 else 1
 
 
+def memory_problem(workers: int) -> str | None:
+    """Too many workers for the cgroup's memory limit? Said now, not by the OOM killer."""
+    limit = memory.cgroup_limit()
+    if limit is None:
+        return None
+    return memory.Budget(limit, memory.resident_bytes(), workers).problem()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logs.configure(settings.log_level)
@@ -435,6 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtifactError as exc:
         log.error("cannot start: no usable model", extra={"reason": str(exc)})
         print(f"topicstance-server: {exc}", file=sys.stderr)
+        return 2
+    problem = memory_problem(settings.workers) if holder.bundle is not None else None
+    if problem:
+        log.error("cannot start: not enough memory", extra={"reason": problem})
+        print(f"topicstance-server: {problem}", file=sys.stderr)
         return 2
     try:
         reservation = reserve_port(settings.host, settings.port)
