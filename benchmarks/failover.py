@@ -362,6 +362,13 @@ def run_path(name: str, target: str, replicas: list[Replica], args: argparse.Nam
         "calls": len(calls),
         "failed": sum(failed.values()),
         "failures": dict(failed),
+        "failed_at": {  # seconds after each fault began
+            fault: sorted(
+                round(at - when, 2) for at, _, code in calls if code != "OK" and at >= when
+            )
+            for fault, when in faults.events.items()
+            if fault != "end"
+        },
         "client_attempts_beyond_first": attempted["attempts"] - attempted["calls"],
         "p99_ms": round(percentile(every, 0.99), 1),
         "p99_during_faults_ms": round(percentile(during, 0.99), 1),
