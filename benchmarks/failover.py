@@ -1,6 +1,7 @@
 """`make failover-test`: replicas going away under load cost zero failed calls.
 
     python -m benchmarks.failover [--model models/default] [--seconds 60] [--concurrency 64]
+        [--paths balancer,client] [--service-config FILE]
 
 Three server replicas (two workers each) on loopback ports and haproxy in front
 (deploy/balancer/haproxy.cfg). For each path, (a) through the balancer and (b)
@@ -9,7 +10,8 @@ client-side round robin over the replicas with deploy/client/service-config.json
 restarted, another gets SIGTERM (a rolling restart) and is restarted once it has
 exited, and one worker process inside the third is killed with SIGKILL.
 
-Passes when: no call failed on either path; every replica served within ±15 % of
+`--service-config FILE` loads the clients with another config (the published one
+by default). Passes when: no call failed on either path; every replica served within ±15 % of
 an even share in the windows when all were up (server-side counts, from each
 replica's metrics endpoint); the killed worker was replaced within 2 s. Writes
 benchmarks/results/failover.json and failover.md. Exit code 0 on a pass, 1 on a fail.
@@ -194,10 +196,10 @@ class Balancer:
 # The load: one process, many async callers on one channel.
 
 
-def channel_options(balancer: bool) -> list[tuple[str, Any]]:
+def channel_options(balancer: bool, config: str) -> list[tuple[str, Any]]:
     """The published service config; behind a balancer, no client-side health checks
     (they would watch one backend through the proxy, not the proxy)."""
-    options: list[tuple[str, Any]] = [("grpc.service_config", SERVICE_CONFIG.read_text())]
+    options: list[tuple[str, Any]] = [("grpc.service_config", config)]
     if balancer:
         options.append(("grpc.inhibit_health_checking", 1))
     return options
@@ -231,20 +233,81 @@ def attempts(channelz_target: str) -> dict[str, int]:
     return {"calls": logical, "attempts": started}
 
 
-def run_load(target: str, balancer: bool, concurrency: int, seconds: float, out: Any) -> None:
+def watch_failed_attempts(
+    channelz_target: str, target: str, stop: threading.Event
+) -> list[tuple[float, int]]:
+    """Every 0.2 s, the attempts that have failed on the load channel's subchannels.
+
+    Each one spends a token of the client's retry budget (`retryThrottling`): a burst
+    of them is what the budget must outlast."""
+    series: list[tuple[float, int]] = []
+    with grpc.insecure_channel(channelz_target) as channel:
+        stub = channelz_pb2_grpc.ChannelzStub(channel)
+        while not stop.wait(0.2):
+            top = stub.GetTopChannels(channelz_pb2.GetTopChannelsRequest(), timeout=10)
+            failed = 0
+            for chan in (c for c in top.channel if c.data.target == target):
+                for ref in chan.subchannel_ref:
+                    sub = stub.GetSubchannel(
+                        channelz_pb2.GetSubchannelRequest(subchannel_id=ref.subchannel_id),
+                        timeout=10,
+                    )
+                    failed += sub.subchannel.data.calls_failed
+            series.append((time.monotonic(), failed))
+    return series
+
+
+def largest_burst(series: list[tuple[float, int]], span: float = 1.0) -> int:
+    """The most attempts that failed within `span` seconds of each other."""
+    return max(
+        (b - a for i, (t0, a) in enumerate(series) for t1, b in series[i:] if t1 - t0 <= span),
+        default=0,
+    )
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the load process sends, and where."""
+
+    target: str
+    balancer: bool
+    concurrency: int
+    seconds: float
+    service_config: str  # the JSON text
+
+
+def run_load(spec: Load, out: Any) -> None:
     """In a child process: the callers, then what they saw and what channelz counted."""
+    target = spec.target
     introspection = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     channelz.add_channelz_servicer(introspection)
     port = introspection.add_insecure_port("127.0.0.1:0")
     introspection.start()
+    stop_watching = threading.Event()
+    watched: list[tuple[float, int]] = []
+    watcher = threading.Thread(
+        target=lambda: watched.extend(
+            watch_failed_attempts(f"127.0.0.1:{port}", target, stop_watching)
+        )
+    )
+    watcher.start()
 
     async def load() -> list[tuple[float, float, str]]:
         calls: list[tuple[float, float, str]] = []
-        async with grpc.aio.insecure_channel(target, options=channel_options(balancer)) as chan:
+        options = channel_options(spec.balancer, spec.service_config)
+        async with grpc.aio.insecure_channel(target, options=options) as chan:
             stub = pb_grpc.TopicStanceServiceStub(chan)
-            stop = time.monotonic() + seconds
-            await asyncio.gather(*(_caller(stub, stop, calls) for _ in range(concurrency)))
-            out.put({"calls": calls, "channelz": attempts(f"127.0.0.1:{port}")})
+            stop = time.monotonic() + spec.seconds
+            await asyncio.gather(*(_caller(stub, stop, calls) for _ in range(spec.concurrency)))
+            stop_watching.set()
+            watcher.join()
+            out.put(
+                {
+                    "calls": calls,
+                    "channelz": attempts(f"127.0.0.1:{port}"),
+                    "failed_attempts": watched,
+                }
+            )
         return calls
 
     asyncio.run(load())
@@ -260,10 +323,13 @@ class Faults:
 
     events: dict[str, float] = field(default_factory=dict)  # when (monotonic)
     seconds: dict[str, float] = field(default_factory=dict)  # how long
+    restored: threading.Event = field(default_factory=threading.Event)  # all up again
 
 
 def inject(replicas: list[Replica], start: float, seconds: float, faults: Faults) -> None:
-    """The three faults at their times in the run; restarts wait for SERVING."""
+    """The three faults at their times in the run; restarts wait for SERVING.
+
+    A fault whose time has passed (the restart before it ran long) starts at once."""
     killed, drained, third = replicas
 
     def at(share: float) -> None:
@@ -282,6 +348,7 @@ def inject(replicas: list[Replica], start: float, seconds: float, faults: Faults
     faults.events["worker"] = time.monotonic()
     faults.seconds[f"{third.name}: worker SIGKILL to replaced"] = replace_worker(third)
     faults.events["end"] = time.monotonic()
+    faults.restored.set()
 
 
 def replace_worker(replica: Replica) -> float:
@@ -316,19 +383,41 @@ def listening(pid: int, port: int) -> bool:
 
 
 def shares(
-    replicas: list[Replica], window: tuple[float, float], start: float, seconds: float
+    replicas: list[Replica],
+    window: tuple[float, float],
+    start: float,
+    seconds: float,
+    after: threading.Event | None = None,
 ) -> Any:
-    """Each replica's share of the calls answered between two moments of the run."""
+    """Each replica's share of the calls answered between two moments of the run
+    (the first not before `after` is set and a second has passed: all are up)."""
     time.sleep(max(0.0, start + window[0] * seconds - time.monotonic()))
+    if after is not None:
+        after.wait(timeout=start + seconds - time.monotonic())
+        time.sleep(1.0)
     try:
         before = [r.answered() for r in replicas]
         time.sleep(max(0.0, start + window[1] * seconds - time.monotonic() - 0.5))
-        after = [r.answered() for r in replicas]
+        after_counts = [r.answered() for r in replicas]
     except OSError as error:  # a replica was not up in the window: no share, a failure
         return {r.name: 0.0 for r in replicas} | {"error": str(error)}
-    counts = [a - b for a, b in zip(after, before, strict=True)]
+    counts = [a - b for a, b in zip(after_counts, before, strict=True)]
     total = sum(counts) or 1.0
     return {r.name: round(c / total, 4) for r, c in zip(replicas, counts, strict=True)}
+
+
+def attribute(calls: list[tuple[float, float, str]], events: dict[str, float]) -> Any:
+    """Each failed call, by the last fault that began before it ended, with the seconds
+    between the two."""
+    faults = sorted((when, name) for name, when in events.items() if name != "end")
+    found: dict[str, list[float]] = {name: [] for _, name in faults}
+    for at, latency, code in calls:
+        ended = at + latency
+        before = [(when, name) for when, name in faults if when <= ended]
+        if code != "OK" and before:
+            when, name = before[-1]
+            found[name].append(round(ended - when, 2))
+    return {name: sorted(delays) for name, delays in found.items()}
 
 
 def run_path(name: str, target: str, replicas: list[Replica], args: argparse.Namespace) -> Any:
@@ -336,14 +425,28 @@ def run_path(name: str, target: str, replicas: list[Replica], args: argparse.Nam
     results: Any = multiprocessing.get_context("spawn").Queue()
     load = multiprocessing.get_context("spawn").Process(
         target=run_load,
-        args=(target, name == "balancer", args.concurrency, args.seconds, results),
+        args=(
+            Load(
+                target,
+                name == "balancer",
+                args.concurrency,
+                args.seconds,
+                args.service_config.read_text(),
+            ),
+            results,
+        ),
     )
     load.start()
     start = time.monotonic()
     faults = Faults()
     measured: list[Any] = []
     window_thread = threading.Thread(
-        target=lambda: measured.extend(shares(replicas, w, start, args.seconds) for w in WINDOWS)
+        target=lambda: measured.extend(
+            [
+                shares(replicas, WINDOWS[0], start, args.seconds),
+                shares(replicas, WINDOWS[1], start, args.seconds, faults.restored),
+            ]
+        )
     )
     window_thread.start()
     inject(replicas, start, args.seconds, faults)
@@ -356,20 +459,18 @@ def run_path(name: str, target: str, replicas: list[Replica], args: argparse.Nam
     first, last = faults.events["kill"], faults.events["end"]
     during = [lat * 1000 for at, lat, _ in calls if first <= at < last]
     every = [lat * 1000 for _, lat, _ in calls]
+    failed_attempts: list[tuple[float, int]] = record["failed_attempts"]
     return {
         "path": name,
         "target": target,
         "calls": len(calls),
         "failed": sum(failed.values()),
         "failures": dict(failed),
-        "failed_at": {  # seconds after each fault began
-            fault: sorted(
-                round(at - when, 2) for at, _, code in calls if code != "OK" and at >= when
-            )
-            for fault, when in faults.events.items()
-            if fault != "end"
-        },
+        "faults_at_s": {k: round(v - start, 1) for k, v in faults.events.items()},
+        "failed_after": attribute(calls, faults.events),
         "client_attempts_beyond_first": attempted["attempts"] - attempted["calls"],
+        "client_attempts_failed": failed_attempts[-1][1] if failed_attempts else 0,
+        "client_largest_burst_1s": largest_burst(failed_attempts),
         "p99_ms": round(percentile(every, 0.99), 1),
         "p99_during_faults_ms": round(percentile(during, 0.99), 1),
         "shares_while_all_up": measured,
@@ -392,15 +493,23 @@ def verdict(path: Any) -> list[str]:
     return problems
 
 
+def retry_budget(config: Path) -> float:
+    """Failed attempts in a row after which the client config stops retrying: gRPC
+    throttles retries once the token count is at or below half of maxTokens."""
+    throttling = json.loads(config.read_text())["retryThrottling"]
+    return float(throttling["maxTokens"]) / 2
+
+
 def markdown(report: Any) -> str:
     lines = [
         f"Failover {report['when']}: 3 replicas x 2 workers, ClassifyText at concurrency "
         f"{report['concurrency']} for {report['seconds']:.0f} s per path; SIGKILL of r1 "
         f"(restarted), SIGTERM of r2 (restarted after its drain), SIGKILL of a worker of r3.",
         "",
-        "| path | calls | failed | attempts retried (client) | retried by haproxy "
-        "| p99 ms (all) | p99 ms (during faults) | shares while all up |",
-        "|---|---|---|---|---|---|---|---|",
+        "| path | calls | failed | attempts retried (client) | attempts failed (largest "
+        "burst in 1 s) | retried by haproxy | p99 ms (all) | p99 ms (during faults) "
+        "| shares while all up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for path in report["paths"]:
         windows = " then ".join(
@@ -410,12 +519,22 @@ def markdown(report: Any) -> str:
         lines.append(
             f"| {path['path']} | {path['calls']} | {path['failed']} "
             f"| {path['client_attempts_beyond_first']} "
+            f"| {path['client_attempts_failed']} ({path['client_largest_burst_1s']}) "
             f"| {path.get('haproxy', {}).get('retried', '-')} "
             f"| {path['p99_ms']} | {path['p99_during_faults_ms']} | {windows} |"
         )
-    lines += ["", "| path | fault | seconds |", "|---|---|---|"]
+    lines += [
+        "",
+        f"The client stops retrying after {report['retry_budget']:.0f} failed attempts in a "
+        "burst (`retryThrottling`: half of maxTokens; each success earns back 0.1).",
+        "",
+        "| path | fault | seconds |",
+        "|---|---|---|",
+    ]
     for path in report["paths"]:
         lines += [f"| {path['path']} | {k} | {v} |" for k, v in path["fault_seconds"].items()]
+        began = ", ".join(f"{k} {v} s" for k, v in path["faults_at_s"].items())
+        lines += [f"| {path['path']} | faults began (s into the run) | {began} |"]
     lines += ["", f"Verdict: {'pass' if not report['problems'] else 'FAIL'}."]
     lines += [f"- {problem}" for problem in report["problems"]]
     return "\n".join(lines) + "\n"
@@ -429,6 +548,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--paths", default="balancer,client", help="balancer, client or both")
+    parser.add_argument(
+        "--service-config", type=Path, default=SERVICE_CONFIG, help="the clients' service config"
+    )
     args = parser.parse_args()
     model = resolve(args.model)
     replicas = [Replica(f"r{i}", model) for i in (1, 2, 3)]
@@ -436,6 +558,8 @@ def main() -> int:
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "concurrency": args.concurrency,
         "seconds": args.seconds,
+        "service_config": str(args.service_config),
+        "retry_budget": retry_budget(args.service_config),
         "paths": [],
     }
     balancer: Balancer | None = None

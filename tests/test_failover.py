@@ -1,6 +1,7 @@
 """Replicas going away: a drain never answers CANCELLED, a killed worker is replaced at
-once, the client config skips a NOT_SERVING replica, and the clients that ship use it.
-(`make failover-test` does the same under load, through haproxy and round robin.)"""
+once, the client config skips a NOT_SERVING replica and retries every call that a dead
+one drops at once, and the clients that ship use it. (`make failover-test` does the
+same under load, through haproxy and round robin.)"""
 
 from __future__ import annotations
 
@@ -134,6 +135,65 @@ def test_client_health_checks_skip_a_not_serving_replica(
         assert results[1]["UNAVAILABLE"] > 0
     finally:
         assert waiting.stop() == 0
+
+
+BURST_CALLS = 128
+
+
+def burst(replica: ServerProcess, config: str) -> tuple[int, Counter[str]]:
+    """BURST_CALLS calls over round robin across `replica` and a stalled one; once the
+    live replica has answered its share, SIGKILL the stalled one. The calls it held,
+    and how every call ended."""
+    stalled = subprocess.Popen(
+        [sys.executable, "-m", "tests.stalled"], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert stalled.stdout is not None
+        target = f"ipv4:127.0.0.1:{int(stalled.stdout.readline())},{replica.target}"
+        with grpc.insecure_channel(target, options=[("grpc.service_config", config)]) as channel:
+            stub = pb_grpc.TopicStanceServiceStub(channel)
+            seen: set[bool] = set()  # both replicas READY, so round robin splits the calls
+            for _ in range(100):
+                info = stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+                seen.add(info.model_version == "stalled")
+                if len(seen) == 2:
+                    break
+                time.sleep(0.05)
+            assert len(seen) == 2, "the channel never reached both replicas"
+            request = pb.ClassifyTextRequest(text=TEXT)
+            calls = [stub.ClassifyText.future(request, timeout=30) for _ in range(BURST_CALLS)]
+            answered, deadline = -1, time.monotonic() + 20
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                now = sum(call.done() for call in calls)
+                if now == answered:
+                    break
+                answered = now
+            held = BURST_CALLS - answered
+            stalled.kill()
+            return held, Counter(call.code().name for call in calls)
+    finally:
+        stalled.kill()
+        stalled.wait()
+
+
+def test_the_retry_budget_outlasts_every_call_in_flight_failing_at_once(
+    two_replicas: list[ServerProcess],
+) -> None:
+    """Why `retryThrottling` allows 1000 tokens. A replica that stops answering keeps
+    getting its share of the calls until the kernel resets its connection; then every
+    call it held fails at once with UNAVAILABLE. gRPC stops retrying when failures have
+    spent half the budget, so 100 tokens retry 49 of such a burst and fail the rest
+    (the failures `make failover-test` saw); the published budget retries them all."""
+    published = SERVICE_CONFIG.read_text()
+    throttling = json.loads(published)["retryThrottling"]
+    held, codes = burst(two_replicas[0], published)
+    assert held > 50, held  # more than 100 tokens could retry: the burst is real
+    assert codes == {"OK": BURST_CALLS}, (held, codes)
+    small = with_config(retryThrottling={**throttling, "maxTokens": 100})
+    held, codes = burst(two_replicas[0], small)
+    assert held > 50 and codes["UNAVAILABLE"] > 0, (held, codes)
+    assert set(codes) == {"OK", "UNAVAILABLE"}, codes
 
 
 def run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
