@@ -40,6 +40,7 @@ test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
 	$(BIN)/python -m training.dataset check $(DATA)
+	$(BIN)/python -m training.dataset check training/stress --config $(DATA)/taxonomy.toml
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -53,9 +54,9 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO)
 
-## train: retrain the default model and write its report
+## train: retrain the default model and write its report (held-out split and the stress set)
 train: $(STAMP)
-	$(BIN)/python training/train.py --data $(DATA) --out models/default
+	$(BIN)/python training/train.py --data $(DATA) --out models/default --test-set stress=training/stress/stress.jsonl
 
 ## bench: topicstance vs the in-process limit vs MLServer, side by side (about 6 minutes)
 bench: $(STAMP) models/default/CURRENT

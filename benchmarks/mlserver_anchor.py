@@ -79,9 +79,8 @@ def export_topic_pipeline(model: Path, out: Path) -> Path:
     directory = resolve(model)
     manifest = verify_artifact(directory)
     payload = joblib.load(directory / manifest.get("artifact_file", ARTIFACT_FILE))
-    pipeline = Pipeline(
-        [("features", payload["topic_features"]), ("classifier", payload["topic_classifier"])]
-    )
+    topics = payload["topic_model"]
+    pipeline = Pipeline([("features", topics.features), ("classifier", topics.classifier)])
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, out / "model.joblib")
     return out

@@ -20,7 +20,8 @@ from service.batching import Batcher, ModelSource
 from service.config import Settings
 from service.observe import CallObserver
 from service.validation import InvalidRequest, Limits, RequestError, parser
-from topicstance.bundle import Evidence, ModelBundle, SectionPrediction
+from topicstance.bundle import ModelBundle, SectionPrediction
+from topicstance.explain import Evidence
 from topicstance.sections import Section, single_section, split_sections
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc

@@ -69,16 +69,18 @@ def stance_batch(bundle: ModelBundle) -> list[StanceInput]:
 
 
 def test_union_and_linear_models_match_sklearn(bundle: ModelBundle) -> None:
-    topic = inference.transform(bundle.topic_features, TEST)
-    assert_same(topic, bundle.topic_features.transform(TEST))
-    for classifier in (bundle.topic_classifier, bundle.primary_classifier):
+    topics = bundle.topic_model
+    topic = inference.transform(topics.features, TEST)
+    assert_same(topic, topics.features.transform(TEST))
+    for classifier in (topics.classifier, topics.primary_classifier):
         assert np.allclose(
             inference.predict_proba(classifier, topic), classifier.predict_proba(topic)
         )
     inputs = stance_batch(bundle)
-    stance = inference.transform(bundle.stance_model[:-1], inputs)
-    assert_same(stance, bundle.stance_model[:-1].transform(inputs))
-    classifier = bundle.stance_model[-1]
+    pipeline = bundle.stance_model.pipeline
+    stance = inference.transform(pipeline[:-1], inputs)
+    assert_same(stance, pipeline[:-1].transform(inputs))
+    classifier = pipeline[-1]
     assert np.allclose(
         inference.predict_proba(classifier, stance), classifier.predict_proba(stance)
     )

@@ -57,10 +57,9 @@ def test_same_seed_same_model(small_corpus: Path, tmp_path: Path) -> None:
         ]
         assert train.main(args) == 0
         bundle = load_bundle(tmp_path / name)
-        features = bundle.topic_features.transform(PROBE)
-        outputs.append(
-            (bundle.topic_classifier.predict_proba(features), bundle.manifest["thresholds"])
-        )
+        topics = bundle.topic_model
+        features = topics.features.transform(PROBE)
+        outputs.append((topics.classifier.predict_proba(features), bundle.manifest["thresholds"]))
     assert np.array_equal(outputs[0][0], outputs[1][0])
     assert outputs[0][1] == outputs[1][1]
 

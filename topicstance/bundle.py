@@ -28,11 +28,10 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.pipeline import FeatureUnion, Pipeline
 
-from topicstance import inference
 from topicstance.actors import ActorMatcher, Mention
-from topicstance.features import ACTOR_TOKEN, OTHER_TOKEN, sentence_spans, stance_inputs
+from topicstance.explain import Evidence, Explainer
+from topicstance.model import StanceModel, TopicModel
 
 ARTIFACT_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -56,14 +55,6 @@ class ArtifactError(Exception):
 
 class ModelUnavailableError(Exception):
     """No model is loaded yet (the server was started to wait for one)."""
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A term and how much it pushed a prediction (coefficient × feature value)."""
-
-    term: str
-    weight: float
 
 
 @dataclass(frozen=True)
@@ -217,28 +208,24 @@ def _minor(version: str) -> tuple[str, ...]:
 class ModelBundle:
     """A loaded, verified model that predicts topics and stances for sections.
 
-    Topics: a multi-label head lists every topic above its threshold; a multiclass
-    head (the none topic included) picks the primary, which is listed first.
-    Stances: one multiclass head over the masked context of each actor found.
+    Topics: a multi-label head (with a sentence stacker, calibrated) lists every topic
+    above its threshold; a multiclass head and the sentences' votes pick the primary,
+    listed first. Stances: one head over the masked context of each actor found, with
+    the actor's own quotes weighed in.
     """
 
     def __init__(self, payload: Mapping[str, Any], manifest: Mapping[str, Any]) -> None:
         self.manifest = dict(manifest)
         self.version: str = manifest["version"]
-        self.topics: tuple[str, ...] = tuple(payload["topics"])
-        self.none_topic: str = payload["none_topic"]
-        self.stances: tuple[str, ...] = tuple(payload["stances"])
+        self.topic_model: TopicModel = payload["topic_model"]
+        self.stance_model: StanceModel = payload["stance_model"]
+        self.topics: tuple[str, ...] = self.topic_model.topics
+        self.none_topic: str = self.topic_model.none_topic
+        self.stances: tuple[str, ...] = self.stance_model.stances
         self.neutral_stance: str | None = payload.get("neutral_stance")
         self.actor_config: dict[str, Any] = payload["actors"]
-        self.thresholds = np.asarray([payload["thresholds"][t] for t in self.topics])
-        self.topic_features = payload["topic_features"]
-        self.topic_classifier = payload["topic_classifier"]
-        self.primary_classifier = payload["primary_classifier"]
-        self.topic_stacker: dict[str, np.ndarray] | None = payload.get("topic_stacker")
-        self.stance_model = payload["stance_model"]
+        self.thresholds = self.topic_model.thresholds
         self.matcher = ActorMatcher.from_config(self.actor_config)
-        self._primary_labels = [str(c) for c in self.primary_classifier.classes_]
-        self._stance_order = [list(self.stance_model.classes_).index(s) for s in self.stances]
         self._explainer: Explainer | None = None
 
     @property
@@ -249,225 +236,54 @@ class ModelBundle:
         """Classify each text as one section; work is batched across texts."""
         if not texts:
             return []
-        features = inference.transform(self.topic_features, list(texts))
-        topic_probs = inference.predict_proba(self.topic_classifier, features)
-        if self.topic_stacker is not None:
-            highest, passing = sentence_evidence(texts, self.topic_features, self.topic_classifier)
-            topic_probs = stacked_probs(
-                stack_inputs(topic_probs, highest, passing), self.topic_stacker
-            )
-        primary_probs = inference.predict_proba(self.primary_classifier, features)
-        primaries = [self._primary_labels[i] for i in primary_probs.argmax(axis=1)]
+        topic_scores = self.topic_model.scores(texts)
+        answers = self.topic_model.decide(topic_scores)
         mentions = [self.matcher.find(text) for text in texts]
-        inputs = [stance_inputs(text, found) for text, found in zip(texts, mentions, strict=True)]
-        flat = [item for per_text in inputs for item in per_text]
-        stance_features = inference.transform(self.stance_model[:-1], flat) if flat else None
-        stance_probs = (
-            inference.predict_proba(self.stance_model[-1], stance_features)[:, self._stance_order]
-            if flat
-            else np.empty((0, len(self.stances)))
-        )
+        stance_scores = self.stance_model.scores(texts, mentions)
         explainer = self.explainer() if explain else None
         results, row = [], 0
-        for index, (probs, found, per_text) in enumerate(
-            zip(topic_probs, mentions, inputs, strict=True)
+        for index, ((primary, topics), found, per_text) in enumerate(
+            zip(answers, mentions, stance_scores.inputs, strict=True)
         ):
             stances = []
             for item in per_text:
-                scores = stance_probs[row]
+                scores = stance_scores.probs[row]
                 stance = self.stances[int(np.argmax(scores))]
+                evidence = (
+                    explainer.stance(stance_scores.features, row, stance) if explainer else []
+                )
                 stances.append(
                     ActorStancePrediction(
                         actor=item.actor,
                         stance=stance,
                         scores=[(s, float(p)) for s, p in zip(self.stances, scores, strict=True)],
                         mentions=[m for m in found if m.actor == item.actor],
-                        evidence=explainer.stance(stance_features, row, stance)
-                        if explainer
-                        else [],
+                        evidence=evidence,
                     )
                 )
                 row += 1
-            primary = primaries[index]
-            evidence = (
-                explainer.topic(features, index, primary)
+            topic_evidence = (
+                explainer.topic(topic_scores.features, index, primary)
                 if explainer and primary != self.none_topic
                 else []
             )
-            results.append(self._topics(probs, primary, stances, evidence))
+            probs = topic_scores.probs[index]
+            results.append(
+                SectionPrediction(
+                    primary_topic=primary,
+                    topics=topics,
+                    topic_scores=[(t, float(p)) for t, p in zip(self.topics, probs, strict=True)],
+                    stances=stances,
+                    topic_evidence=topic_evidence,
+                )
+            )
         return results
 
     def explainer(self) -> Explainer:
         """Built on first use, so predictions without evidence never pay for it."""
         if self._explainer is None:
-            self._explainer = Explainer(self)
+            self._explainer = Explainer(self.topic_model, self.stance_model)
         return self._explainer
-
-    def _topics(
-        self,
-        probs: np.ndarray,
-        primary: str,
-        stances: list[ActorStancePrediction],
-        evidence: list[Evidence],
-    ) -> SectionPrediction:
-        if primary == self.none_topic:
-            topics: list[str] = []
-        else:
-            passed = sorted(
-                (i for i in range(len(self.topics)) if probs[i] >= self.thresholds[i]),
-                key=lambda i: -probs[i],
-            )
-            topics = [primary] + [self.topics[i] for i in passed if self.topics[i] != primary]
-        return SectionPrediction(
-            primary_topic=primary,
-            topics=topics,
-            topic_scores=[(t, float(p)) for t, p in zip(self.topics, probs, strict=True)],
-            stances=stances,
-            topic_evidence=evidence,
-        )
-
-
-TOP_TERMS = 5
-SENTENCE_MIN_WORDS = 4
-
-
-def sentence_evidence(
-    texts: Sequence[str], features: Any, classifier: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per text and topic: the highest probability any one sentence gets, and how many
-    sentences pass 0.5. A topic is listed when a full sentence is about it, and this
-    is what a whole-section score dilutes."""
-    sentences, owners = [], []
-    for index, text in enumerate(texts):
-        for start, end in sentence_spans(text):
-            if len(text[start:end].split()) >= SENTENCE_MIN_WORDS:
-                sentences.append(text[start:end])
-                owners.append(index)
-    width = len(classifier.classes_)
-    highest, passing = np.zeros((len(texts), width)), np.zeros((len(texts), width))
-    if sentences:
-        probs = inference.predict_proba(classifier, inference.transform(features, sentences))
-        rows = np.asarray(owners)
-        np.maximum.at(highest, rows, probs)
-        np.add.at(passing, rows, probs >= 0.5)
-    return highest, passing
-
-
-def stack_inputs(section: np.ndarray, highest: np.ndarray, passing: np.ndarray) -> np.ndarray:
-    """The stacker's three inputs per topic: section and best-sentence log-odds, count."""
-
-    def logit(p: np.ndarray) -> np.ndarray:
-        clipped = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.asarray(np.log(clipped / (1 - clipped)))
-
-    return np.stack([logit(section), logit(highest), passing], axis=-1)
-
-
-def stacked_probs(inputs: np.ndarray, stacker: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Per topic, a logistic combination of section and sentence evidence."""
-    scores = np.einsum("ntk,tk->nt", inputs, stacker["coef"]) + stacker["intercept"]
-    return np.asarray(1.0 / (1.0 + np.exp(-scores)))
-
-
-class Explainer:
-    """Top terms behind a prediction: the largest coefficient × feature value products."""
-
-    def __init__(self, bundle: ModelBundle) -> None:
-        self._topic_names = FeatureNames(bundle.topic_features)
-        self._topic_weights = linear_weights(bundle.primary_classifier)
-        self._topic_classes = [str(c) for c in bundle.primary_classifier.classes_]
-        self._stance_names = FeatureNames(bundle.stance_model[:-1])
-        self._stance_weights = linear_weights(bundle.stance_model[-1])
-        self._stance_classes = [str(c) for c in bundle.stance_model[-1].classes_]
-
-    def topic(self, features: Any, row: int, label: str) -> list[Evidence]:
-        weights = self._topic_weights[self._topic_classes.index(label)]
-        return _top_terms(features[row], weights, self._topic_names)
-
-    def stance(self, features: Any, row: int, label: str) -> list[Evidence]:
-        weights = self._stance_weights[self._stance_classes.index(label)]
-        return _top_terms(features[row], weights, self._stance_names)
-
-
-class FeatureNames:
-    """Readable names of a feature union's columns, one column at a time.
-
-    Spelling out every name (hundreds of thousands of strings) would grow each
-    worker by ~20 MB on the first explained call; this keeps, per TF-IDF block,
-    only an index into the vocabulary the block already holds.
-    """
-
-    def __init__(self, features: Any) -> None:
-        self._prefixes: list[str] = []
-        self._names: list[np.ndarray] = []
-        for prefix, block in _leaf_blocks(features, ""):
-            self._prefixes.append(prefix)
-            self._names.append(_block_names(block))
-        self._offsets = np.cumsum([0] + [len(names) for names in self._names])
-
-    def __getitem__(self, column: int) -> str | None:
-        index = int(np.searchsorted(self._offsets, column, side="right")) - 1
-        name = self._prefixes[index] + str(self._names[index][column - self._offsets[index]])
-        return _readable(name)
-
-
-def _leaf_blocks(features: Any, prefix: str) -> list[tuple[str, Any]]:
-    """(name prefix, estimator) per block, in column order, as FeatureUnion names them."""
-    if isinstance(features, Pipeline):
-        return _leaf_blocks(features.steps[-1][1], prefix)
-    if isinstance(features, FeatureUnion):
-        return [
-            leaf
-            for name, block in features.transformer_list
-            if block not in (None, "drop")
-            for leaf in _leaf_blocks(block, f"{prefix}{name}__")
-        ]
-    return [(prefix, features)]
-
-
-def _block_names(block: Any) -> np.ndarray:
-    """A block's names; a TF-IDF block's point at its vocabulary's own strings."""
-    vocabulary = getattr(getattr(block, "vectorizer_", None), "vocabulary_", None)
-    if vocabulary is None:
-        return np.asarray(block.get_feature_names_out(), dtype=object)
-    names = np.empty(len(vocabulary), dtype=object)
-    names[np.fromiter(vocabulary.values(), dtype=np.int64, count=len(vocabulary))] = list(
-        vocabulary
-    )
-    return names
-
-
-def linear_weights(estimator: Any) -> np.ndarray:
-    """Per-class coefficient rows of a linear classifier (calibrated ones averaged)."""
-    if hasattr(estimator, "calibrated_classifiers_"):
-        coef = np.mean([c.estimator.coef_ for c in estimator.calibrated_classifiers_], axis=0)
-    else:
-        coef = np.asarray(estimator.coef_)
-    if coef.shape[0] == 1:  # binary: the row scores the second class
-        coef = np.vstack([-coef[0], coef[0]])
-    return np.asarray(coef)
-
-
-def _readable(name: str) -> str | None:
-    """A feature name as a term; character n-grams (unreadable as evidence) are None."""
-    block, _, term = name.rpartition("__")
-    if block.startswith("char"):
-        return None
-    return term.replace(ACTOR_TOKEN, "<actor>").replace(OTHER_TOKEN, "<other>")
-
-
-def _top_terms(row: Any, weights: np.ndarray, names: FeatureNames) -> list[Evidence]:
-    row = row.tocsr()
-    contributions = row.data * weights[row.indices]
-    order = np.argsort(-contributions)
-    terms: list[Evidence] = []
-    for position in order:
-        name = names[row.indices[position]]
-        if contributions[position] <= 0 or len(terms) == TOP_TERMS:
-            break
-        if name is not None:
-            terms.append(Evidence(name, float(contributions[position])))
-    return terms
 
 
 def load_bundle(path: Path, signing_key: bytes | None = None) -> ModelBundle:

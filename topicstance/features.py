@@ -75,12 +75,14 @@ class Tokens:
 
 @dataclass(frozen=True)
 class StanceInput:
-    """One actor in one section: the section text and where the actors are."""
+    """One actor in one section: the section text, where the actors are, and the spans
+    the actor is quoted saying (its own direct quotes)."""
 
     text: str
     actor: str
     own: tuple[Span, ...]
     others: tuple[Span, ...]
+    quoted: tuple[Span, ...] = ()
 
     @cached_property
     def tokens(self) -> Tokens:
@@ -108,13 +110,30 @@ class StanceInput:
     def surfaces(self) -> list[str]:
         return [self.text[start:end] for start, end in self.own]
 
+    @cached_property
+    def quoted_words(self) -> list[str]:
+        """The words of the actor's own quotes, lower-cased, other actors masked."""
+        words: list[str] = []
+        for start, end in self.quoted:
+            piece = self.text[start:end]
+            for m_start, m_end in sorted(self.others, reverse=True):
+                if start <= m_start and m_end <= end:
+                    a, b = m_start - start, m_end - start
+                    piece = f"{piece[:a]} {OTHER_TOKEN} {piece[b:]}"
+            words += _WORD.findall(piece.lower())
+        return words
 
-def stance_inputs(text: str, mentions: Sequence[Mention]) -> list[StanceInput]:
-    """One input per actor found, in order of first mention."""
+
+def stance_inputs(
+    text: str, mentions: Sequence[Mention], quoted: Mapping[str, Sequence[Span]] | None = None
+) -> list[StanceInput]:
+    """One input per actor found, in order of first mention; `quoted` gives the spans
+    each actor is quoted saying."""
     inputs = []
     for actor, own in group_by_actor(mentions).items():
         others = tuple((m.start, m.end) for m in mentions if m.actor != actor)
-        inputs.append(StanceInput(text, actor, tuple((m.start, m.end) for m in own), others))
+        spans = tuple((quoted or {}).get(actor, ()))
+        inputs.append(StanceInput(text, actor, tuple((m.start, m.end) for m in own), others, spans))
     return inputs
 
 
@@ -189,6 +208,14 @@ class MentionWindow(_FeatureLists):
             features += [f"L_{w}" for w in left] + [f"R_{w}" for w in right]
             features.append("R2_" + "_".join(right[:2]))
         return features
+
+
+class OwnQuote(_FeatureLists):
+    """Words and word pairs of the actor's own direct quotes: the label rules let what
+    the actor says itself outweigh what others say about it."""
+
+    def _features(self, item: StanceInput) -> list[str]:
+        return with_bigrams(item.quoted_words)
 
 
 class MentionFacts(_FeatureLists):

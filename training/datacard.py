@@ -9,6 +9,7 @@ Every figure in the card comes from here; nothing in it is typed by hand.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -166,17 +167,59 @@ def provenance(corpus: Corpus, directory: Path) -> str:
         "",
         _table(["primary topic", *[f"`{b}`" for b in BASES]], by_label),
     ]
-    patterns_file = directory / PATTERNS_FILE
-    if patterns_file.is_file():
-        found = candidates(corpus.sections, Patterns.load(patterns_file))
-        listed = ", ".join(f"`{s.id}` ({s.basis})" for s in found)
+    lines += review_record(corpus, directory)
+    return "\n".join(lines)
+
+
+REVIEW_DIRECTORY = "review"
+CANDIDATES_FILE = "candidates.txt"
+
+
+def review_record(corpus: Corpus, directory: Path) -> list[str]:
+    """The provenance review: what was rewritten, the candidates then and those the
+    script still finds (a real name and a weekday may stay; the specifics are ours)."""
+    review = directory / REVIEW_DIRECTORY
+    actions: dict[str, str] = {}
+    for log in sorted(review.glob("*.tsv")):
+        with log.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                actions[row["id"]] = row["action"]
+    reviewed = review / CANDIDATES_FILE
+    before = [
+        line.strip()
+        for line in (
+            reviewed.read_text(encoding="utf-8").splitlines() if reviewed.is_file() else []
+        )
+        if line.strip() and not line.startswith("#")
+    ]
+    basis = {s.id: s.basis for s in corpus.sections}
+    lines: list[str] = []
+    if actions:
+        counts = Counter(actions.values())
         lines += [
             "",
-            f"Candidates that might retell a real event as it was reported: {len(found)} "
-            "(`python -m training.provenance candidates`), each reviewed and "
-            f"written from the facts with specifics of our own: {listed or 'none'}.",
+            f"The review (`{REVIEW_DIRECTORY}/*.tsv`, one line per section): "
+            f"{counts['rewritten']} sections rewritten from the facts, "
+            f"{counts['basis_only']} more marked `real_event` as they were.",
         ]
-    return "\n".join(lines)
+    if before:
+        listed = ", ".join(f"`{i}` ({basis.get(i, 'removed')})" for i in before)
+        rewritten = sum(actions.get(i) == "rewritten" for i in before)
+        lines += [
+            "",
+            f"Candidates that might retell a real event as it was reported: {len(before)} "
+            f"(`{REVIEW_DIRECTORY}/{CANDIDATES_FILE}`), {rewritten} of them rewritten: {listed}.",
+        ]
+    patterns_file = directory / PATTERNS_FILE
+    if patterns_file.is_file():
+        now = candidates(corpus.sections, Patterns.load(patterns_file))
+        lines += [
+            "",
+            f"`python -m training.provenance candidates` finds {len(now)} sections today: "
+            "after the rewrite a real name in the first sentence and a day may remain, but "
+            "the specifics and their order are ours.",
+        ]
+    return lines
 
 
 def _file(section: Section) -> str:

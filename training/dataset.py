@@ -65,6 +65,7 @@ class Taxonomy:
     stance_cues: dict[str, list[str]] = field(default_factory=dict)
     topic_keywords: dict[str, list[str]] = field(default_factory=dict)
     languages: tuple[str, ...] = ("en",)
+    quotes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def default_language(self) -> str:
@@ -198,12 +199,15 @@ def load_taxonomy(path: Path) -> Taxonomy:
         stance_cues=merged["stance_cues"],
         topic_keywords=merged["topic_keywords"],
         languages=tuple(languages),
+        quotes=merged["quotes"],
     )
 
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
 # Word lists a language file may extend, and the label set that keys each.
 LANGUAGE_LISTS = {"stance_cues": "stances", "topic_keywords": "topics"}
+# Word lists for attributing quotes (`[quotes]`): keys and what they hold.
+QUOTE_LISTS = ("speech_verbs", "pronouns", "first_person")
 
 
 def _with_languages(
@@ -217,6 +221,8 @@ def _with_languages(
         if isinstance(spec, dict)
     }
     lists = {key: {k: list(v) for k, v in config.get(key, {}).items()} for key in LANGUAGE_LISTS}
+    quotes: dict[str, list[str]] = {key: [] for key in QUOTE_LISTS}
+    _add_quote_words(quotes, config, path, problems)
     raws: list[bytes] = []
     for code in extra:
         language_path = path.parent / LANGUAGE_DIRECTORY / f"{code}.toml"
@@ -237,6 +243,7 @@ def _with_languages(
             problems += _word_lists(language, key, labels, language_path)
             for label, words in language.get(key, {}).items():
                 lists[key].setdefault(label, []).extend(words)
+        _add_quote_words(quotes, language, language_path, problems)
 
     def digest(base: bytes) -> str:
         hasher = hashlib.sha256(base)
@@ -244,7 +251,18 @@ def _with_languages(
             hasher.update(raw)
         return hasher.hexdigest()
 
-    return {"actors": actors, **lists}, digest
+    return {"actors": actors, **lists, "quotes": quotes}, digest
+
+
+def _add_quote_words(
+    quotes: dict[str, list[str]], config: dict[str, Any], path: Path, problems: list[str]
+) -> None:
+    table = config.get("quotes", {})
+    for key, words in table.items() if isinstance(table, dict) else []:
+        if key not in QUOTE_LISTS or not isinstance(words, list):
+            problems.append(f"{path}: quotes.{key}: expected a list for one of {list(QUOTE_LISTS)}")
+            continue
+        quotes[key].extend(str(w) for w in words)
 
 
 def _word_lists(config: dict[str, Any], key: str, labels: list[str], path: Path) -> list[str]:

@@ -1,16 +1,39 @@
-"""Fit and score the topic and stance heads: cross-validation, held-out, baselines."""
+"""Fit and score the topic and stance heads: cross-validation, held-out, baselines.
+
+Everything a rule needs (the sentence stacker, the calibrators, the thresholds, the
+weight of sentence votes in the primary topic, the own-quote combiner) is fitted on
+out-of-fold scores of the training split; the held-out splits are only scored, with the
+same `topicstance.model` objects the server runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, cross_val_predict
+from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 
-from topicstance.bundle import sentence_evidence, stack_inputs, stacked_probs
+from topicstance.actors import ActorMatcher
+from topicstance.decisions import (
+    SentenceEvidence,
+    calibrate,
+    choose_primaries,
+    stack_inputs,
+    stance_inputs,
+)
+from topicstance.model import StanceModel, TopicModel, TopicScores
+from topicstance.quotes import QuoteAttributor
+from training.calibration import (
+    choose_stance_calibrator,
+    choose_topic_calibrator,
+    describe,
+    stance_ece,
+    topic_ece,
+)
 from training.dataset import Section, Taxonomy
 from training.evaluation import (
     keyword_stances,
@@ -33,50 +56,10 @@ from training.pipelines import (
 
 CV_FOLDS = 5
 STACKER_FOLDS = 5
-
-
-@dataclass
-class TopicHeads:
-    """Fitted features, multi-label classifier, thresholds and primary classifier."""
-
-    features: Any
-    classifier: Any
-    primary: Any
-    thresholds: dict[str, float]
-    stacker: dict[str, np.ndarray] | None = None
-
-    def stack_inputs(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """Section and best-sentence evidence per topic (the stacker's inputs), and primaries."""
-        matrix = self.features.transform(list(texts))
-        section = np.asarray(self.classifier.predict_proba(matrix))
-        highest, passing = sentence_evidence(texts, self.features, self.classifier)
-        primaries = [str(p) for p in self.primary.predict(matrix)]
-        return stack_inputs(section, highest, passing), primaries
-
-    def predict(
-        self, texts: Sequence[str], taxonomy: Taxonomy
-    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(probabilities, listed topics as 0/1, primary topics) by the serving rule."""
-        inputs, primaries = self.stack_inputs(texts)
-        if self.stacker is not None:
-            probs = stacked_probs(inputs, self.stacker)
-        else:  # the section's own probability (the first input is its log-odds)
-            probs = 1.0 / (1.0 + np.exp(-inputs[..., 0]))
-        return probs, listed_topics(probs, primaries, self.thresholds, taxonomy), primaries
-
-
-def listed_topics(
-    probs: np.ndarray, primaries: Sequence[str], thresholds: dict[str, float], taxonomy: Taxonomy
-) -> np.ndarray:
-    """Topics above threshold plus the primary; none for a none primary (as served)."""
-    cutoffs = np.asarray([thresholds[t] for t in taxonomy.topics])
-    listed = (probs >= cutoffs).astype(int)
-    for row, primary in enumerate(primaries):
-        if primary == taxonomy.none_topic:
-            listed[row] = 0
-        else:
-            listed[row, taxonomy.topics.index(primary)] = 1
-    return listed
+# The weights of sentence votes the primary rule may take (0: the primary head alone).
+PRIMARY_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+# Folds run side by side, one process each, up to this many.
+PARALLEL_FOLDS = 2
 
 
 def _texts(sections: Sequence[Section]) -> list[str]:
@@ -87,22 +70,6 @@ def _primaries(sections: Sequence[Section], taxonomy: Taxonomy) -> list[str]:
     return [s.primary_topic(taxonomy.none_topic) for s in sections]
 
 
-def fit_topics(
-    sections: Sequence[Section],
-    taxonomy: Taxonomy,
-    config: TopicConfig,
-    seed: int,
-    thresholds: dict[str, float],
-    *,
-    stacker: dict[str, np.ndarray] | None = None,
-) -> TopicHeads:
-    features = topic_features(config)
-    matrix = features.fit_transform(_texts(sections))
-    classifier = topic_classifier(config, seed).fit(matrix, topic_targets(sections, taxonomy))
-    primary = primary_classifier(config, seed).fit(matrix, _primaries(sections, taxonomy))
-    return TopicHeads(features, classifier, primary, thresholds, stacker)
-
-
 def folds(
     sections: Sequence[Section], count: int = CV_FOLDS
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -110,6 +77,75 @@ def folds(
     groups = [s.group for s in sections]
     splitter = GroupKFold(n_splits=min(count, len(set(groups))))
     return list(splitter.split(np.zeros(len(sections)), groups=groups))
+
+
+def fit_topic_base(
+    sections: Sequence[Section], taxonomy: Taxonomy, config: TopicConfig, seed: int
+) -> TopicModel:
+    """The fitted features and classifiers, with neutral rules (no stacker, 0.5)."""
+    features = topic_features(config)
+    matrix = features.fit_transform(_texts(sections))
+    classifier = topic_classifier(config, seed).fit(matrix, topic_targets(sections, taxonomy))
+    primary = primary_classifier(config, seed).fit(matrix, _primaries(sections, taxonomy))
+    return TopicModel(
+        features=features,
+        classifier=classifier,
+        primary_classifier=primary,
+        topics=taxonomy.topics,
+        none_topic=taxonomy.none_topic,
+        thresholds=np.full(len(taxonomy.topics), 0.5),
+    )
+
+
+@dataclass
+class TopicEvidence:
+    """Out-of-fold (or held-out) raw scores: what the topic rules are fitted on."""
+
+    section: np.ndarray
+    evidence: SentenceEvidence
+    primary: np.ndarray
+    primary_labels: list[str]
+
+
+def _fold_topics(
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: TopicConfig,
+    seed: int,
+    split: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, TopicScores, list[str]]:
+    train_index, val_index = split
+    model = fit_topic_base([sections[i] for i in train_index], taxonomy, config, seed)
+    return val_index, model.scores([sections[i].full_text for i in val_index]), model.primary_labels
+
+
+def topic_evidence_oof(
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: TopicConfig,
+    seed: int,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> TopicEvidence:
+    """Raw topic scores of every training section from a model that never saw it."""
+    n, width = len(sections), len(taxonomy.topics)
+    section = np.zeros((n, width))
+    highest, passing, votes = np.zeros((n, width)), np.zeros((n, width)), np.zeros((n, width))
+    counts = np.zeros(n)
+    labels = sorted({*taxonomy.topics, taxonomy.none_topic})
+    primary = np.zeros((n, len(labels)))
+    results = Parallel(n_jobs=min(PARALLEL_FOLDS, len(splits)))(
+        delayed(_fold_topics)(sections, taxonomy, config, seed, split) for split in splits
+    )
+    for val_index, scores, fold_labels in results:
+        section[val_index] = scores.section
+        highest[val_index] = scores.evidence.highest
+        passing[val_index] = scores.evidence.passing
+        votes[val_index] = scores.evidence.votes
+        counts[val_index] = scores.evidence.sentences
+        for column, label in enumerate(fold_labels):
+            primary[val_index, labels.index(label)] = scores.primary[:, column]
+    evidence = SentenceEvidence(highest, passing, votes, counts)
+    return TopicEvidence(section, evidence, primary, labels)
 
 
 def fit_stacker(
@@ -130,88 +166,221 @@ def fit_stacker(
     return {"coef": np.asarray(coef), "intercept": np.asarray(intercept)}, probs
 
 
+@dataclass
+class TopicRules:
+    """The topic rules fitted on out-of-fold scores, and what the report says of them."""
+
+    stacker: dict[str, np.ndarray]
+    calibrator: dict[str, Any]
+    thresholds: np.ndarray
+    primary_weight: float
+    probs: np.ndarray
+    primaries: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_topic_rules(
+    oof: TopicEvidence, sections: Sequence[Section], taxonomy: Taxonomy, seed: int
+) -> TopicRules:
+    """Stacker, calibrator (chosen by CV), primary weight and thresholds, in that order."""
+    targets = topic_targets(sections, taxonomy)
+    gold = _primaries(sections, taxonomy)
+    stacker, stacked = fit_stacker(stack_inputs(oof.section, oof.evidence), targets, seed)
+    calibrator, errors = choose_topic_calibrator(stacked, targets, seed)
+    probs = calibrate(stacked, calibrator)
+    half = np.full(len(taxonomy.topics), 0.5)
+    weight, accuracy = _primary_weight(oof, probs >= half, gold, taxonomy)
+    primaries = _oof_primaries(oof, probs >= half, weight, taxonomy)
+    tuned = tune_thresholds(targets, probs, taxonomy.topics, primaries, taxonomy.none_topic)
+    thresholds = np.asarray([tuned[t] for t in taxonomy.topics])
+    primaries = _oof_primaries(oof, probs >= thresholds, weight, taxonomy)
+    notes = {
+        "topic_calibration": describe(calibrator, errors),
+        "primary_weight": {"chosen": weight, "cv_primary_accuracy": accuracy},
+    }
+    return TopicRules(stacker, calibrator, thresholds, weight, probs, primaries, notes)
+
+
+def _oof_primaries(
+    oof: TopicEvidence, listed: np.ndarray, weight: float, taxonomy: Taxonomy
+) -> list[str]:
+    return choose_primaries(
+        oof.primary,
+        listed,
+        oof.evidence.vote_share(),
+        weight=weight,
+        labels=oof.primary_labels,
+        none=taxonomy.none_topic,
+    )
+
+
+def _primary_weight(
+    oof: TopicEvidence, listed: np.ndarray, gold: Sequence[str], taxonomy: Taxonomy
+) -> tuple[float, dict[str, float]]:
+    """The weight of sentence votes with the best out-of-fold primary accuracy
+    (ties: the smaller weight)."""
+    accuracy = {}
+    for weight in PRIMARY_WEIGHTS:
+        chosen = _oof_primaries(oof, listed, weight, taxonomy)
+        accuracy[str(weight)] = float(np.mean([a == b for a, b in zip(chosen, gold, strict=True)]))
+    best = max(PRIMARY_WEIGHTS, key=lambda w: (accuracy[str(w)], -w))
+    return best, accuracy
+
+
+def fold_topic_scores(
+    rules: TopicRules,
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> list[dict[str, Any]]:
+    """Each fold's scores under the fitted rules (for mean and spread)."""
+    targets = topic_targets(sections, taxonomy)
+    gold = _primaries(sections, taxonomy)
+    listed = _served_listing(rules.probs, rules.primaries, rules.thresholds, taxonomy)
+    return [
+        topic_scores(
+            targets[val],
+            listed[val],
+            [gold[i] for i in val],
+            [rules.primaries[i] for i in val],
+            taxonomy.topics,
+        )
+        for _, val in splits
+    ]
+
+
+def _served_listing(
+    probs: np.ndarray, primaries: Sequence[str], thresholds: np.ndarray, taxonomy: Taxonomy
+) -> np.ndarray:
+    """Topics above threshold plus the primary; none for a none primary (as served)."""
+    listed = (probs >= thresholds).astype(int)
+    for row, primary in enumerate(primaries):
+        if primary == taxonomy.none_topic:
+            listed[row] = 0
+        else:
+            listed[row, taxonomy.topics.index(primary)] = 1
+    return listed
+
+
 def cross_validate_topics(
     sections: Sequence[Section],
     taxonomy: Taxonomy,
     config: TopicConfig,
     seed: int,
     count: int = CV_FOLDS,
-) -> tuple[dict[str, float], dict[str, np.ndarray], list[dict[str, Any]]]:
-    """The stacker and thresholds, fitted and tuned on out-of-fold scores, and each
-    fold's scores with them."""
-    targets = topic_targets(sections, taxonomy)
-    inputs = np.zeros((*targets.shape, 3))
-    primaries: list[str] = [""] * len(sections)
+) -> tuple[TopicRules, list[dict[str, Any]]]:
+    """The topic rules fitted on out-of-fold scores, and each fold's scores with them."""
     splits = folds(sections, count)
-    neutral_thresholds = dict.fromkeys(taxonomy.topics, 0.5)
-    for train_index, val_index in splits:
-        heads = fit_topics(
-            [sections[i] for i in train_index], taxonomy, config, seed, neutral_thresholds
-        )
-        fold_inputs, fold_primaries = heads.stack_inputs([sections[i].full_text for i in val_index])
-        inputs[val_index] = fold_inputs
-        for i, primary in zip(val_index, fold_primaries, strict=True):
-            primaries[i] = primary
-    stacker, oof = fit_stacker(inputs, targets, seed)
-    thresholds = tune_thresholds(targets, oof, taxonomy.topics, primaries, taxonomy.none_topic)
-    gold = _primaries(sections, taxonomy)
-    scores = []
-    for _, val_index in splits:
-        fold_primaries = [primaries[i] for i in val_index]
-        scores.append(
-            topic_scores(
-                targets[val_index],
-                listed_topics(oof[val_index], fold_primaries, thresholds, taxonomy),
-                [gold[i] for i in val_index],
-                fold_primaries,
-                taxonomy.topics,
-            )
-        )
-    return thresholds, stacker, scores
+    oof = topic_evidence_oof(sections, taxonomy, config, seed, splits)
+    rules = fit_topic_rules(oof, sections, taxonomy, seed)
+    return rules, fold_topic_scores(rules, sections, taxonomy, splits)
 
 
-def score_topics(
-    heads: TopicHeads, sections: Sequence[Section], taxonomy: Taxonomy
-) -> tuple[dict[str, Any], np.ndarray, list[str]]:
-    probs, listed, primaries = heads.predict(_texts(sections), taxonomy)
-    scores = topic_scores(
-        topic_targets(sections, taxonomy),
-        listed,
-        _primaries(sections, taxonomy),
-        primaries,
-        taxonomy.topics,
+def fit_topics(
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: TopicConfig,
+    seed: int,
+    rules: TopicRules | None = None,
+) -> TopicModel:
+    """The topic model on every training section, with the rules fitted out of fold."""
+    model = fit_topic_base(sections, taxonomy, config, seed)
+    if rules is not None:
+        model.stacker = rules.stacker
+        model.calibrator = rules.calibrator
+        model.thresholds = rules.thresholds
+        model.primary_weight = rules.primary_weight
+    return model
+
+
+# Stances
+
+
+def quote_attributor(taxonomy: Taxonomy) -> QuoteAttributor | None:
+    verbs = taxonomy.quotes.get("speech_verbs", [])
+    if not verbs:
+        return None
+    return QuoteAttributor(
+        verbs, taxonomy.quotes.get("pronouns", []), taxonomy.quotes.get("first_person", [])
     )
-    return scores, probs, primaries
 
 
-def fit_stances(
+def fit_stance_base(
     sections: Sequence[Section], taxonomy: Taxonomy, config: StanceConfig, seed: int
-) -> Any:
-    inputs, labels, _ = stance_examples(sections, taxonomy.matcher())
-    return stance_pipeline(config, taxonomy.stance_cues, seed).fit(inputs, labels)
+) -> StanceModel:
+    quotes = quote_attributor(taxonomy)
+    inputs, labels, _ = stance_examples(sections, taxonomy.matcher(), quotes)
+    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed).fit(inputs, labels)
+    return StanceModel(pipeline, taxonomy.stances, quotes=quotes)
 
 
-def score_stances(
-    model: Any, sections: Sequence[Section], taxonomy: Taxonomy
-) -> tuple[dict[str, Any], list[str], list[str], np.ndarray]:
-    inputs, gold, _ = stance_examples(sections, taxonomy.matcher())
-    if not inputs:
-        return (
-            stance_scores([], [], taxonomy.stances, taxonomy.neutral_stance),
-            [],
-            [],
-            np.empty((0, 0)),
-        )
-    probs = np.asarray(model.predict_proba(inputs))
-    order = [list(model.classes_).index(s) for s in taxonomy.stances]
-    probs = probs[:, order]
-    predicted = [taxonomy.stances[i] for i in probs.argmax(axis=1)]
-    return (
-        stance_scores(gold, predicted, taxonomy.stances, taxonomy.neutral_stance),
-        gold,
-        predicted,
-        probs,
+@dataclass
+class StanceViews:
+    """Per actor pair: the section view, the own-quote view, whether quoted, the gold."""
+
+    section: np.ndarray
+    quote: np.ndarray
+    has_quote: np.ndarray
+    gold: np.ndarray
+
+
+def stance_views(
+    model: StanceModel, sections: Sequence[Section], matcher: ActorMatcher, taxonomy: Taxonomy
+) -> StanceViews:
+    texts = _texts(sections)
+    mentions = [matcher.find(text) for text in texts]
+    scores = model.scores(texts, mentions)
+    gold = np.asarray(
+        [
+            taxonomy.stances.index(section.stances[item.actor])
+            for section, per_text in zip(sections, scores.inputs, strict=True)
+            for item in per_text
+        ],
+        dtype=int,
     )
+    if model.quotes is None:
+        quote = np.full_like(scores.section, 1.0 / len(taxonomy.stances))
+        return StanceViews(scores.section, quote, np.zeros(len(gold), dtype=bool), gold)
+    quote, has_quote = model.quote_view(texts, mentions, scores.inputs)
+    return StanceViews(scores.section, quote, has_quote, gold)
+
+
+def _fold_stances(
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: StanceConfig,
+    seed: int,
+    split: tuple[np.ndarray, np.ndarray],
+) -> StanceViews:
+    train_index, val_index = split
+    model = fit_stance_base([sections[i] for i in train_index], taxonomy, config, seed)
+    return stance_views(model, [sections[i] for i in val_index], taxonomy.matcher(), taxonomy)
+
+
+@dataclass
+class StanceRules:
+    combiner: dict[str, np.ndarray] | None
+    calibrator: dict[str, Any]
+    probs: np.ndarray
+    gold: np.ndarray
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_stance_rules(views: StanceViews, seed: int) -> StanceRules:
+    """The own-quote combiner (its out-of-fold probabilities), then the calibrator."""
+    inputs = stance_inputs(views.section, views.quote, views.has_quote)
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+    splitter = KFold(n_splits=STACKER_FOLDS, shuffle=True, random_state=seed)
+    probs = cross_val_predict(model, inputs, views.gold, cv=splitter, method="predict_proba")
+    model.fit(inputs, views.gold)
+    combiner = {"coef": np.asarray(model.coef_), "intercept": np.asarray(model.intercept_)}
+    calibrator, errors = choose_stance_calibrator(probs, views.gold, seed)
+    calibrated = calibrate(probs, calibrator)
+    notes = {
+        "stance_calibration": describe(calibrator, errors),
+        "quoted_pairs": int(views.has_quote.sum()),
+    }
+    return StanceRules(combiner, calibrator, calibrated, views.gold, notes)
 
 
 def cross_validate_stances(
@@ -220,17 +389,49 @@ def cross_validate_stances(
     config: StanceConfig,
     seed: int,
     count: int = CV_FOLDS,
-) -> list[dict[str, Any]]:
-    scores = []
-    for train_index, val_index in folds(sections, count):
-        model = fit_stances([sections[i] for i in train_index], taxonomy, config, seed)
-        scores.append(score_stances(model, [sections[i] for i in val_index], taxonomy)[0])
-    return scores
+) -> tuple[StanceRules, list[dict[str, Any]]]:
+    """The stance rules fitted on out-of-fold views, and each fold's scores with them."""
+    splits = folds(sections, count)
+    results = Parallel(n_jobs=min(PARALLEL_FOLDS, len(splits)))(
+        delayed(_fold_stances)(sections, taxonomy, config, seed, split) for split in splits
+    )
+    views = StanceViews(
+        np.vstack([r.section for r in results]),
+        np.vstack([r.quote for r in results]),
+        np.concatenate([r.has_quote for r in results]),
+        np.concatenate([r.gold for r in results]),
+    )
+    rules = fit_stance_rules(views, seed)
+    scores, start = [], 0
+    for result in results:
+        end = start + len(result.gold)
+        predicted = [taxonomy.stances[i] for i in rules.probs[start:end].argmax(axis=1)]
+        gold = [taxonomy.stances[i] for i in result.gold]
+        scores.append(stance_scores(gold, predicted, taxonomy.stances, taxonomy.neutral_stance))
+        start = end
+    return rules, scores
+
+
+def fit_stances(
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
+    config: StanceConfig,
+    seed: int,
+    rules: StanceRules | None = None,
+) -> StanceModel:
+    model = fit_stance_base(sections, taxonomy, config, seed)
+    if rules is not None:
+        model.combiner = rules.combiner if model.quotes is not None else None
+        model.calibrator = rules.calibrator
+    return model
+
+
+# Scoring
 
 
 @dataclass
 class HeldOut:
-    """Scores and predictions of both heads on the held-out split."""
+    """Scores and predictions of both heads on a held-out set."""
 
     sections: Sequence[Section]
     topics: dict[str, Any]
@@ -243,17 +444,51 @@ class HeldOut:
 
 
 def evaluate(
-    heads: TopicHeads, stance_model: Any, sections: Sequence[Section], taxonomy: Taxonomy
+    topic_model: TopicModel,
+    stance_model: StanceModel,
+    sections: Sequence[Section],
+    taxonomy: Taxonomy,
 ) -> HeldOut:
-    topics, topic_probs, primaries = score_topics(heads, sections, taxonomy)
-    stances, gold, predicted, stance_probs = score_stances(stance_model, sections, taxonomy)
-    return HeldOut(sections, topics, topic_probs, primaries, stances, gold, predicted, stance_probs)
+    """Both heads on a labeled set, exactly as served, with calibration errors."""
+    texts = _texts(sections)
+    scores = topic_model.scores(texts)
+    answers = topic_model.decide(scores)
+    primaries = [primary for primary, _ in answers]
+    targets = topic_targets(sections, taxonomy)
+    listed = np.asarray(
+        [[int(t in topics) for t in taxonomy.topics] for _, topics in answers], dtype=int
+    ).reshape(len(sections), len(taxonomy.topics))
+    topics = topic_scores(
+        targets, listed, _primaries(sections, taxonomy), primaries, taxonomy.topics
+    )
+    two = [i for i, s in enumerate(sections) if len(s.topics) >= 2]
+    gold_primaries = _primaries(sections, taxonomy)
+    topics["two_topic_primary_accuracy"] = (
+        float(np.mean([primaries[i] == gold_primaries[i] for i in two])) if two else 0.0
+    )
+    topics["two_topic_sections"] = len(two)
+    topics["ece"] = dict(zip(taxonomy.topics, topic_ece(scores.probs, targets), strict=True))
+    matcher = taxonomy.matcher()
+    mentions = [matcher.find(text) for text in texts]
+    stance = stance_model.scores(texts, mentions)
+    gold_labels = [
+        section.stances[item.actor]
+        for section, per_text in zip(sections, stance.inputs, strict=True)
+        for item in per_text
+    ]
+    predicted = [taxonomy.stances[i] for i in stance.probs.argmax(axis=1)]
+    stances = stance_scores(gold_labels, predicted, taxonomy.stances, taxonomy.neutral_stance)
+    gold_index = np.asarray([taxonomy.stances.index(g) for g in gold_labels], dtype=int)
+    stances["ece"] = stance_ece(stance.probs, gold_index)
+    return HeldOut(
+        sections, topics, scores.probs, primaries, stances, gold_labels, predicted, stance.probs
+    )
 
 
 def baselines(
     train: Sequence[Section], test: Sequence[Section], taxonomy: Taxonomy
 ) -> dict[str, Any]:
-    """Majority-class and keyword-rule scores on the held-out split."""
+    """Majority-class and keyword-rule scores on a held-out set."""
     targets = topic_targets(test, taxonomy)
     gold_primary = _primaries(test, taxonomy)
     common = majority(_primaries(train, taxonomy))

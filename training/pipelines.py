@@ -23,13 +23,15 @@ from topicstance.features import (
     MaskedSection,
     MentionFacts,
     MentionWindow,
+    OwnQuote,
     StanceInput,
     WordNgramTfidf,
     stance_inputs,
 )
+from topicstance.quotes import QuoteAttributor, own_quotes
 from training.dataset import Section, Taxonomy
 
-STANCE_PARTS = ("context", "section", "window", "facts", "cues", "actor_context")
+STANCE_PARTS = ("context", "section", "window", "facts", "cues", "actor_context", "quote")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,10 @@ class StanceConfig:
 
 # The winners of the last `train.py --search` (see the model's report.md).
 DEFAULT_TOPIC = TopicConfig(word_ngrams=(1, 3))
-DEFAULT_STANCE = StanceConfig(classifier=ClassifierConfig("logreg", 30.0))
+DEFAULT_STANCE = StanceConfig(
+    parts=tuple(part for part in STANCE_PARTS if part != "cues"),
+    classifier=ClassifierConfig("logreg", 30.0),
+)
 
 
 def topic_features(config: TopicConfig) -> FeatureUnion:
@@ -131,6 +136,7 @@ def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> 
         "actor_context": Pipeline(
             [("features", ActorContext(window=config.window)), ("tfidf", _vectorizer())]
         ),
+        "quote": Pipeline([("features", OwnQuote()), ("tfidf", _vectorizer())]),
     }
     chosen = [part for part in config.parts if part != "cues" or cues]
     return FeatureUnion([(part, blocks[part]) for part in chosen])
@@ -151,15 +157,21 @@ def topic_targets(sections: Sequence[Section], taxonomy: Taxonomy) -> np.ndarray
 
 
 def stance_examples(
-    sections: Sequence[Section], matcher: ActorMatcher
+    sections: Sequence[Section], matcher: ActorMatcher, quotes: QuoteAttributor | None = None
 ) -> tuple[list[StanceInput], list[str], list[int]]:
-    """Stance inputs, their labels, and the index of the section each came from."""
+    """Stance inputs (with each actor's own quotes, given an attributor), their labels,
+    and the index of the section each came from."""
     inputs: list[StanceInput] = []
     labels: list[str] = []
     owners: list[int] = []
     for index, section in enumerate(sections):
         text = section.full_text
-        for item in stance_inputs(text, matcher.find(text)):
+        found = matcher.find(text)
+        quoted = {}
+        if quotes is not None and found:
+            attributed = quotes.quotes(text, found)
+            quoted = {actor: own_quotes(attributed, actor) for actor in {m.actor for m in found}}
+        for item in stance_inputs(text, found, quoted):
             inputs.append(item)
             labels.append(section.stances[item.actor])
             owners.append(index)

@@ -68,47 +68,53 @@ def plot_per_label(path: Path, heads: dict[str, dict[str, Any]]) -> None:
     plt.close(figure)
 
 
-def plot_learning_curve(path: Path, curve: Sequence[dict[str, float]]) -> None:
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+def plot_learning_curve(path: Path, curve: Sequence[dict[str, Any]]) -> None:
+    """One panel per held-out set: the three scores against the training size."""
+    sets = [key for key in curve[0] if key != "train_sections"] if curve else []
+    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(6 * max(len(sets), 1), 4.5))
+    axes = np.atleast_1d(axes)
     sizes = [point["train_sections"] for point in curve]
-    for key, label in (
-        ("topic_macro_f1", "topic macro-F1"),
-        ("primary_accuracy", "primary-topic accuracy"),
-        ("stance_macro_f1", "stance macro-F1"),
-    ):
-        axis.plot(sizes, [point[key] for point in curve], marker="o", label=label)
-    axis.set_xlabel("training sections")
-    axis.set_ylabel("held-out score")
-    axis.set_ylim(0, 1.0)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower right")
-    axis.set_title("Learning curve (held-out split)")
+    for axis, name in zip(axes, sets, strict=False):
+        for key, label in (
+            ("topic_macro_f1", "topic macro-F1"),
+            ("primary_accuracy", "primary-topic accuracy"),
+            ("stance_macro_f1", "stance macro-F1"),
+        ):
+            axis.plot(sizes, [point[name][key] for point in curve], marker="o", label=label)
+        axis.set_xlabel("training sections")
+        axis.set_ylabel("score")
+        axis.set_ylim(0.5, 1.0)
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower right")
+        axis.set_title(f"Learning curve ({name.replace('_', ' ')})")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
-def plot_calibration(
-    path: Path,
-    topic: tuple[np.ndarray, np.ndarray, Sequence[str]],
-    stance: tuple[np.ndarray, np.ndarray, Sequence[str]],
-) -> None:
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for axis, (targets, probs, labels), title in zip(
-        axes, (topic, stance), ("topics", "stances"), strict=True
-    ):
-        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
-        for column, label in enumerate(labels):
-            if targets[:, column].min() == targets[:, column].max():
-                continue
-            observed, predicted = calibration_curve(
-                targets[:, column], probs[:, column], n_bins=8, strategy="quantile"
-            )
-            axis.plot(predicted, observed, marker="o", label=label)
-        axis.set_xlabel("predicted probability")
-        axis.set_ylabel("observed frequency")
-        axis.set_title(f"Reliability: {title} (held out)")
-        axis.legend(loc="upper left", fontsize=8)
+Reliability = tuple[np.ndarray, np.ndarray, Sequence[str]]
+
+
+def plot_calibration(path: Path, sets: dict[str, tuple[Reliability, Reliability]]) -> None:
+    """Reliability diagrams (15 equal-width bins, as the ECE): topics and stances, one row
+    per held-out set."""
+    figure, axes = plt.subplots(len(sets), 2, figsize=(11, 4.5 * len(sets)), squeeze=False)
+    for row, (name, heads) in enumerate(sets.items()):
+        for axis, (targets, probs, labels), title in zip(
+            axes[row], heads, ("topics", "stances"), strict=True
+        ):
+            axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+            for column, label in enumerate(labels):
+                if targets[:, column].min() == targets[:, column].max():
+                    continue
+                observed, predicted = calibration_curve(
+                    targets[:, column], probs[:, column], n_bins=15, strategy="uniform"
+                )
+                axis.plot(predicted, observed, marker="o", label=label)
+            axis.set_xlabel("predicted probability")
+            axis.set_ylabel("observed frequency")
+            axis.set_title(f"Reliability: {title} ({name.replace('_', ' ')})")
+            axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -131,29 +137,75 @@ def _cell(tree: dict[str, Any], *path: str) -> str:
     return f"{node:.3f}"
 
 
-def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> str:
-    """The report in Markdown; every figure comes from `metrics`."""
-    held, cv, base = metrics["held_out"], metrics["cross_validation"], metrics["baselines"]
-    rows = [
-        ("topic macro-F1", ("topics", "macro_f1")),
-        ("topic micro-F1", ("topics", "micro_f1")),
-        ("primary-topic accuracy", ("topics", "primary_accuracy")),
-        ("stance macro-F1", ("stances", "macro_f1")),
-        ("stance F_avg", ("stances", "f_avg")),
-        ("stance accuracy", ("stances", "accuracy")),
+SCORE_ROWS = (
+    ("topic macro-F1", ("topics", "macro_f1")),
+    ("topic micro-F1", ("topics", "micro_f1")),
+    ("primary-topic accuracy", ("topics", "primary_accuracy")),
+    ("primary accuracy, two-topic sections", ("topics", "two_topic_primary_accuracy")),
+    ("stance macro-F1", ("stances", "macro_f1")),
+    ("stance F_avg", ("stances", "f_avg")),
+    ("stance accuracy", ("stances", "accuracy")),
+)
+
+
+def _score_table(metrics: dict[str, Any], name: str, with_cv: bool) -> list[str]:
+    """One held-out set: the model, cross-validation (for the split), the baselines."""
+    held, cv, base = metrics[name], metrics["cross_validation"], metrics["baselines"].get(name, {})
+    header = "| score | model |" + (" cross-validation (mean ± std) |" if with_cv else "")
+    lines = [header + " keyword rules | majority class |", "|---|---|" + "---|" * (2 + with_cv)]
+    for label, (head, key) in SCORE_ROWS:
+        if key not in held[head]:
+            continue
+        cells = [f"**{held[head][key]:.3f}**"]
+        if with_cv:
+            spread = cv.get(head, {}).get(key)
+            cells.append(f"{spread['mean']:.3f} ± {spread['std']:.3f}" if spread else "n/a")
+        cells += [_cell(base, baseline, head, key) for baseline in ("keywords", "majority")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _calibration_table(metrics: dict[str, Any], sets: Sequence[str]) -> list[str]:
+    topics = list(metrics["held_out"]["topics"].get("ece", {}))
+    lines = [
+        "| set | " + " | ".join(f"`{t}`" for t in topics) + " | stances |",
+        "|---|" + "---|" * (len(topics) + 1),
     ]
-    summary = [
-        "| score | model | cross-validation (mean ± std) | keyword rules | majority class |",
+    for name in sets:
+        ece = metrics[name]["topics"].get("ece", {})
+        cells = [f"{ece.get(t, 0.0):.3f}" for t in topics]
+        lines.append(
+            f"| {name.replace('_', ' ')} | "
+            + " | ".join(cells)
+            + f" | {metrics[name]['stances'].get('ece', 0.0):.3f} |"
+        )
+    return lines
+
+
+def _language_table(metrics: dict[str, Any]) -> list[str]:
+    rows = metrics.get("held_out_by_language", {})
+    if not rows:
+        return []
+    lines = [
+        "## Held-out scores per language",
+        "",
+        "| language | sections | primary-topic accuracy | topic macro-F1 | stance macro-F1 |",
         "|---|---|---|---|---|",
     ]
-    for name, (head, key) in rows:
-        spread = cv.get(head, {}).get(key)
-        cv_text = f"{spread['mean']:.3f} ± {spread['std']:.3f}" if spread else "n/a"
-        baseline_cells = " | ".join(
-            _cell(base, name, head, key) for name in ("keywords", "majority")
+    for code, scores in rows.items():
+        topics, stances = scores["topics"], scores["stances"]
+        lines.append(
+            f"| {code} | {topics['sections']} | {topics['primary_accuracy']:.3f} | "
+            f"{topics['macro_f1']:.3f} | {stances['macro_f1']:.3f} |"
         )
-        summary.append(f"| {name} | **{held[head][key]:.3f}** | {cv_text} | {baseline_cells} |")
+    return [*lines, ""]
+
+
+def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> str:
+    """The report in Markdown; every figure comes from `metrics`."""
     data = metrics["data"]
+    sets = ["held_out", *data.get("test_sets", {})]
+    rules = metrics.get("rules", {})
     parts = [
         f"# Training report: model `{manifest['version']}`",
         "",
@@ -170,18 +222,49 @@ def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> st
         "baseline written from the label rules (`topic_keywords` and `stance_cues` in the "
         "taxonomy).",
         "",
-        *summary,
+        *_score_table(metrics, "held_out", with_cv=True),
+        "",
+    ]
+    for name in sets[1:]:
+        parts += [
+            f"## Test set `{name}` ({data['test_sets'][name]} sections, never trained or tuned on)",
+            "",
+            *_score_table(metrics, name, with_cv=False),
+            "",
+        ]
+    parts += _language_table(metrics)
+    parts += [
+        "## Calibration",
+        "",
+        "Expected calibration error (15 equal-width bins): per topic, of its probability as a "
+        "yes/no forecast; for stances, of the predicted stance's probability. The calibrators "
+        "were chosen by cross-validation on out-of-fold scores of the training split "
+        f"(topics: {rules.get('topic_calibration', {}).get('chosen', 'n/a')}, "
+        f"stances: {rules.get('stance_calibration', {}).get('chosen', 'n/a')}; "
+        f"cross-validated ECE of each candidate: topics "
+        f"{rules.get('topic_calibration', {}).get('cv_ece', {})}, stances "
+        f"{rules.get('stance_calibration', {}).get('cv_ece', {})}).",
+        "",
+        *_calibration_table(metrics, sets),
         "",
         "## Topics (held out)",
         "",
-        _per_label_table(held["topics"]),
+        _per_label_table(metrics["held_out"]["topics"]),
         "",
-        "Thresholds (tuned for F1 on out-of-fold scores): "
+        "Thresholds (tuned for F1 on calibrated out-of-fold scores): "
         + ", ".join(f"`{t}` {v:.2f}" for t, v in manifest["thresholds"].items()),
+        "",
+        "Primary topic: the primary head's log-probability plus "
+        f"{rules.get('primary_weight', {}).get('chosen', 0)} × the topic's share of sentence "
+        "votes (weight chosen by out-of-fold primary accuracy: "
+        f"{rules.get('primary_weight', {}).get('cv_primary_accuracy', {})}).",
         "",
         "## Stances (held out)",
         "",
-        _per_label_table(held["stances"]),
+        _per_label_table(metrics["held_out"]["stances"]),
+        "",
+        f"Own-quote view: {rules.get('quoted_pairs', 0)} actor-section pairs of the training "
+        "split quote the actor; a combiner fitted on out-of-fold scores weighs that view.",
         "",
         "## Configuration",
         "",

@@ -66,13 +66,13 @@ def search(
     ]
     topic_rows = []
     for config in TOPIC_CANDIDATES:
-        _, _, folds = cross_validate_topics(train, taxonomy, config, seed, SEARCH_FOLDS)
+        _, folds = cross_validate_topics(train, taxonomy, config, seed, SEARCH_FOLDS)
         scores = summarize(folds, ["macro_f1", "primary_accuracy"])
         topic_rows.append((config, scores["macro_f1"]["mean"], scores["primary_accuracy"]["mean"]))
     best_topic = max(topic_rows, key=lambda row: row[1] + row[2])[0]
     stance_rows = []
     for stance_config in STANCE_CANDIDATES:
-        folds = cross_validate_stances(train, taxonomy, stance_config, seed, SEARCH_FOLDS)
+        _, folds = cross_validate_stances(train, taxonomy, stance_config, seed, SEARCH_FOLDS)
         scores = summarize(folds, ["macro_f1", "f_avg"])
         stance_rows.append((stance_config, scores["macro_f1"]["mean"], scores["f_avg"]["mean"]))
     best_stance = max(stance_rows, key=lambda row: row[1])[0]

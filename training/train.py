@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -55,6 +55,8 @@ from training.dataset import (
 from training.heads import (
     CV_FOLDS,
     HeldOut,
+    StanceRules,
+    TopicRules,
     baselines,
     cross_validate_stances,
     cross_validate_topics,
@@ -108,8 +110,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--serving-only",
         action="store_true",
-        help="build the model to serve, fast: no report, baselines or stance cross-validation "
+        help="build the model to serve, fast: no report, baselines or learning curve "
         "(what `make serve` does on first use; `make train` writes the full report)",
+    )
+    parser.add_argument(
+        "--test-set",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a further held-out set, labeled by the same taxonomy, scored and reported beside "
+        "the held-out split (never trained on); repeatable",
     )
     return parser.parse_args(argv)
 
@@ -131,30 +141,31 @@ class Progress:
 
 def learning_curve(
     train: list[Section],
-    test: list[Section],
+    tests: dict[str, list[Section]],
     taxonomy: Taxonomy,
     *,
     configs: tuple[TopicConfig, StanceConfig],
-    thresholds: dict[str, float],
-    stacker: dict[str, np.ndarray],
+    rules: tuple[TopicRules, StanceRules],
     seed: int,
-) -> list[dict[str, float]]:
-    """Held-out scores of models fitted on growing shares of the training groups."""
+) -> list[dict[str, Any]]:
+    """Scores on every held-out set of models fitted on growing shares of the training
+    groups (the rules stay those fitted on the whole training split)."""
     groups = sorted({s.group for s in train}, key=group_hash)
     points = []
     for fraction in LEARNING_FRACTIONS:
         chosen = set(groups[: max(2, round(len(groups) * fraction))])
         subset = [s for s in train if s.group in chosen]
-        heads = fit_topics(subset, taxonomy, configs[0], seed, thresholds, stacker=stacker)
-        held = evaluate(heads, fit_stances(subset, taxonomy, configs[1], seed), test, taxonomy)
-        points.append(
-            {
-                "train_sections": len(subset),
+        topic_model = fit_topics(subset, taxonomy, configs[0], seed, rules[0])
+        stance_model = fit_stances(subset, taxonomy, configs[1], seed, rules[1])
+        point: dict[str, Any] = {"train_sections": len(subset)}
+        for name, sections in tests.items():
+            held = evaluate(topic_model, stance_model, sections, taxonomy)
+            point[name] = {
                 "topic_macro_f1": held.topics["macro_f1"],
                 "primary_accuracy": held.topics["primary_accuracy"],
                 "stance_macro_f1": held.stances["macro_f1"],
             }
-        )
+        points.append(point)
     return points
 
 
@@ -216,12 +227,109 @@ def provenance(corpus: Corpus, args: argparse.Namespace, config: dict[str, Any])
     }
 
 
+def fit_and_score(
+    corpus: Corpus,
+    splits: tuple[list[Section], list[Section], dict[str, list[Section]]],
+    args: argparse.Namespace,
+    progress: Progress,
+) -> tuple[Any, Any, dict[str, Any], dict[str, HeldOut]]:
+    """Cross-validate (fitting the rules), fit both heads, score every held-out set."""
+    taxonomy = corpus.taxonomy
+    train, test, extra_tests = splits
+    full = not args.serving_only
+    topic_config, stance_config = DEFAULT_TOPIC, DEFAULT_STANCE
+    search_lines: list[str] = []
+    if args.search:
+        from training.search import search
+
+        topic_config, stance_config, search_lines = progress.step(
+            "comparing model families by cross-validation",
+            lambda: search(train, taxonomy, args.seed),
+        )
+    topic_rules, topic_folds = progress.step(
+        f"cross-validating topics ({CV_FOLDS} folds)",
+        lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
+    )
+    stance_rules, stance_folds = progress.step(
+        f"cross-validating stances ({CV_FOLDS} folds)",
+        lambda: cross_validate_stances(train, taxonomy, stance_config, args.seed),
+    )
+    topic_model = progress.step(
+        "fitting the topic heads",
+        lambda: fit_topics(train, taxonomy, topic_config, args.seed, topic_rules),
+    )
+    stance_model = progress.step(
+        "fitting the stance head",
+        lambda: fit_stances(train, taxonomy, stance_config, args.seed, stance_rules),
+    )
+    tests = {"held_out": test, **extra_tests}
+    held = {
+        name: evaluate(topic_model, stance_model, sections, taxonomy)
+        for name, sections in tests.items()
+    }
+    by_language = {
+        code: evaluate(topic_model, stance_model, mine, taxonomy)
+        for code in taxonomy.languages
+        if (mine := [s for s in test if s.lang == code]) and len(taxonomy.languages) > 1
+    }
+    base = (
+        progress.step(
+            "scoring the baselines",
+            lambda: {
+                name: baselines(train, sections, taxonomy) for name, sections in tests.items()
+            },
+        )
+        if full
+        else {}
+    )
+    curve = []
+    if not args.no_report:
+        curve = progress.step(
+            "computing the learning curve",
+            lambda: learning_curve(
+                train,
+                tests,
+                taxonomy,
+                configs=(topic_config, stance_config),
+                rules=(topic_rules, stance_rules),
+                seed=args.seed,
+            ),
+        )
+    metrics: dict[str, Any] = {
+        **{name: _scores(result) for name, result in held.items()},
+        "held_out_by_language": {code: _scores(result) for code, result in by_language.items()},
+        "cross_validation": {
+            "topics": summarize(topic_folds, ["macro_f1", "micro_f1", "primary_accuracy"]),
+            "stances": summarize(stance_folds, ["macro_f1", "f_avg", "accuracy"]),
+        },
+        "rules": {**topic_rules.notes, **stance_rules.notes},
+        "baselines": base,
+        "learning_curve": curve,
+        "cv_folds": CV_FOLDS,
+        "config": {"topics": topic_config.describe(), "stances": stance_config.describe()},
+        "search": search_lines,
+        "data": {
+            "sections": len(corpus.sections),
+            "train": len(train),
+            "held_out": len(test),
+            "test_sets": {name: len(sections) for name, sections in extra_tests.items()},
+            "languages": {
+                code: sum(s.lang == code for s in corpus.sections) for code in taxonomy.languages
+            },
+            "train_pairs": sum(len(s.stances) for s in train),
+            "held_out_pairs": held["held_out"].stances["pairs"],
+        },
+    }
+    return topic_model, stance_model, metrics, held
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.no_report = args.no_report or args.serving_only
     started = time.perf_counter()
     try:
         corpus = load_data(args)
+        extra_tests = load_test_sets(args.test_set, corpus.taxonomy)
     except DataError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -237,77 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     taxonomy = corpus.taxonomy
     train, test = split(corpus)
     print(f"data: {len(corpus.sections)} sections, {len(train)} train, {len(test)} held out")
-    full = not args.serving_only
-    progress = Progress(4 + int(args.search) + 2 * int(full) + 2 * int(not args.no_report))
-    topic_config, stance_config = DEFAULT_TOPIC, DEFAULT_STANCE
-    search_lines: list[str] = []
-    if args.search:
-        from training.search import search
-
-        topic_config, stance_config, search_lines = progress.step(
-            "comparing model families by cross-validation",
-            lambda: search(train, taxonomy, args.seed),
-        )
-    thresholds, stacker, topic_folds = progress.step(
-        f"cross-validating topics ({CV_FOLDS} folds)",
-        lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
+    steps = 5 + int(args.search) + int(not args.serving_only) + 2 * int(not args.no_report)
+    progress = Progress(steps)
+    topic_model, stance_model, metrics, held = fit_and_score(
+        corpus, (train, test, extra_tests), args, progress
     )
-    stance_folds = (
-        progress.step(
-            f"cross-validating stances ({CV_FOLDS} folds)",
-            lambda: cross_validate_stances(train, taxonomy, stance_config, args.seed),
-        )
-        if full
-        else []
-    )
-    heads = progress.step(
-        "fitting the topic heads",
-        lambda: fit_topics(train, taxonomy, topic_config, args.seed, thresholds, stacker=stacker),
-    )
-    stance_model = progress.step(
-        "fitting the stance head", lambda: fit_stances(train, taxonomy, stance_config, args.seed)
-    )
-    held = evaluate(heads, stance_model, test, taxonomy)
-    base = (
-        progress.step("scoring the baselines", lambda: baselines(train, test, taxonomy))
-        if full
-        else {}
-    )
-    curve = []
-    if not args.no_report:
-        curve = progress.step(
-            "computing the learning curve",
-            lambda: learning_curve(
-                train,
-                test,
-                taxonomy,
-                configs=(topic_config, stance_config),
-                thresholds=thresholds,
-                stacker=stacker,
-                seed=args.seed,
-            ),
-        )
-    metrics: dict[str, Any] = {
-        "held_out": {"topics": held.topics, "stances": held.stances},
-        "cross_validation": {
-            "topics": summarize(topic_folds, ["macro_f1", "micro_f1", "primary_accuracy"]),
-            "stances": summarize(stance_folds, ["macro_f1", "f_avg", "accuracy"])
-            if stance_folds
-            else {},
-        },
-        "baselines": base,
-        "learning_curve": curve,
-        "cv_folds": CV_FOLDS,
-        "config": {"topics": topic_config.describe(), "stances": stance_config.describe()},
-        "search": search_lines,
-        "data": {
-            "sections": len(corpus.sections),
-            "train": len(train),
-            "held_out": len(test),
-            "train_pairs": sum(len(s.stances) for s in train),
-            "held_out_pairs": held.stances["pairs"],
-        },
-    }
     created = datetime.now(UTC).replace(microsecond=0)
     dataset_sha = corpus.sha256()
     version = f"{dataset_sha[:12]}-{created:%Y%m%dT%H%M%SZ}"
@@ -320,17 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         lambda: save_artifact(
             out,
             {
-                "topic_features": heads.features,
-                "topic_classifier": heads.classifier,
-                "primary_classifier": heads.primary,
-                "topic_stacker": heads.stacker,
+                "topic_model": topic_model,
                 "stance_model": stance_model,
-                "topics": list(taxonomy.topics),
-                "none_topic": taxonomy.none_topic,
-                "stances": list(taxonomy.stances),
                 "actors": taxonomy.actors,
                 "neutral_stance": taxonomy.neutral_stance,
-                "thresholds": thresholds,
+                "languages": list(taxonomy.languages),
             },
             {
                 "version": version,
@@ -341,7 +377,11 @@ def main(argv: list[str] | None = None) -> int:
                 "none_topic": taxonomy.none_topic,
                 "actors": list(taxonomy.actors),
                 "stances": list(taxonomy.stances),
-                "thresholds": thresholds,
+                "languages": list(taxonomy.languages),
+                "thresholds": {
+                    t: float(v)
+                    for t, v in zip(taxonomy.topics, topic_model.thresholds, strict=True)
+                },
                 "metrics": _headline(metrics),
                 **provenance(corpus, args, metrics["config"]),
             },
@@ -367,18 +407,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def load_test_sets(specs: Sequence[str], taxonomy: Taxonomy) -> dict[str, list[Section]]:
+    """`NAME=PATH` pairs as labeled sections (checked against the same taxonomy)."""
+    sets = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.isidentifier():
+            raise DataError([f"--test-set: expected NAME=PATH, got {spec!r}"])
+        sets[name] = load_corpus(Path(path), taxonomy=taxonomy).sections
+    return sets
+
+
+def _scores(result: HeldOut) -> dict[str, Any]:
+    return {"topics": result.topics, "stances": result.stances}
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    """What GetModelInfo reports: held-out, cross-validation, baselines, time and size."""
+    """What GetModelInfo reports: held-out sets, cross-validation, calibration, baselines,
+    time and size."""
 
     def pick(scores: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in scores.items() if k != "per_label"}
 
+    sets = ["held_out", *metrics["data"]["test_sets"]]
     return {
-        "held_out": {head: pick(scores) for head, scores in metrics["held_out"].items()},
+        **{name: {head: pick(s) for head, s in metrics[name].items()} for name in sets},
+        "held_out_by_language": {
+            code: {head: pick(s) for head, s in scores.items()}
+            for code, scores in metrics["held_out_by_language"].items()
+        },
         "cross_validation": metrics["cross_validation"],
         "baselines": {
-            name: {head: pick(scores) for head, scores in heads.items()}
-            for name, heads in metrics["baselines"].items()
+            name: {
+                baseline: {head: pick(s) for head, s in heads.items()}
+                for baseline, heads in per_set.items()
+            }
+            for name, per_set in metrics["baselines"].items()
         },
         "training_seconds": metrics["training_seconds"],
     }
@@ -387,20 +451,36 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 def _summary(metrics: dict[str, Any]) -> str:
     from training.evaluation import format_report
 
-    held = metrics["held_out"]
-    return "\n".join(
-        [
+    lines = []
+    for name in ["held_out", *metrics["data"]["test_sets"]]:
+        label = name.replace("_", " ")
+        lines += [
             format_report(
-                "topics (held out)", held["topics"], ["macro_f1", "micro_f1", "primary_accuracy"]
+                f"topics ({label})",
+                metrics[name]["topics"],
+                ["macro_f1", "micro_f1", "primary_accuracy"],
             ),
-            format_report("stances (held out)", held["stances"], ["macro_f1", "f_avg", "accuracy"]),
+            format_report(
+                f"stances ({label})", metrics[name]["stances"], ["macro_f1", "f_avg", "accuracy"]
+            ),
         ]
-    )
+    for code, scores in metrics["held_out_by_language"].items():
+        topics, stances = scores["topics"], scores["stances"]
+        lines.append(
+            f"held out, {code}: primary_accuracy {topics['primary_accuracy']:.3f}, "
+            f"topics macro_f1 {topics['macro_f1']:.3f}, stances macro_f1 {stances['macro_f1']:.3f}"
+        )
+    return "\n".join(lines)
 
 
 def write_report(
-    out: Path, metrics: dict[str, Any], manifest: dict[str, Any], held: HeldOut, taxonomy: Taxonomy
+    out: Path,
+    metrics: dict[str, Any],
+    manifest: dict[str, Any],
+    held_sets: dict[str, HeldOut],
+    taxonomy: Taxonomy,
 ) -> None:
+    held = held_sets["held_out"]
     labels = (*taxonomy.topics, taxonomy.none_topic)
     gold_primaries = [s.primary_topic(taxonomy.none_topic) for s in held.sections]
     report.plot_confusions(
@@ -414,8 +494,13 @@ def write_report(
     report.plot_learning_curve(out / report.PLOTS["learning_curve"], metrics["learning_curve"])
     report.plot_calibration(
         out / report.PLOTS["calibration"],
-        (topic_targets(held.sections, taxonomy), held.topic_probs, taxonomy.topics),
-        (one_hot(held.gold_stances, taxonomy.stances), held.stance_probs, taxonomy.stances),
+        {
+            name: (
+                (topic_targets(h.sections, taxonomy), h.topic_probs, taxonomy.topics),
+                (one_hot(h.gold_stances, taxonomy.stances), h.stance_probs, taxonomy.stances),
+            )
+            for name, h in held_sets.items()
+        },
     )
     (out / "report.md").write_text(report.render(metrics, manifest, plots=True), encoding="utf-8")
 

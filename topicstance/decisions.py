@@ -1,0 +1,160 @@
+"""How scores become answers: the topic stacker, calibration, the primary-topic rule and
+the own-quote rule for stances.
+
+Plain NumPy over the heads' probabilities, shared by serving (the bundle) and training
+(which fits the parameters on out-of-fold scores), so both compute the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_EPSILON = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(p, _EPSILON, 1 - _EPSILON)
+    return np.asarray(np.log(clipped / (1 - clipped)))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class SentenceEvidence:
+    """Per text and topic, what its sentences say.
+
+    `highest`: the best single sentence's probability (a topic is listed when one full
+    sentence is about it); `passing`: how many sentences pass 0.5; `votes`: how many
+    sentences have the topic as their most likely one (the primary is the topic most
+    sentences are about); `sentences`: how many sentences were scored.
+    """
+
+    highest: np.ndarray
+    passing: np.ndarray
+    votes: np.ndarray
+    sentences: np.ndarray
+
+    @classmethod
+    def from_sentences(
+        cls, probs: np.ndarray, owners: Sequence[int], texts: int, topics: int
+    ) -> SentenceEvidence:
+        highest, passing = np.zeros((texts, topics)), np.zeros((texts, topics))
+        votes, counts = np.zeros((texts, topics)), np.zeros(texts)
+        if len(owners):
+            rows = np.asarray(owners)
+            np.maximum.at(highest, rows, probs)
+            np.add.at(passing, rows, probs >= 0.5)
+            winner = probs.argmax(axis=1)
+            confident = probs[np.arange(len(rows)), winner] >= 0.5
+            np.add.at(votes, (rows[confident], winner[confident]), 1.0)
+            np.add.at(counts, rows, 1.0)
+        return cls(highest, passing, votes, counts)
+
+    def vote_share(self) -> np.ndarray:
+        """Each topic's share of the sentences that voted."""
+        total = self.votes.sum(axis=1, keepdims=True)
+        return np.asarray(
+            np.divide(self.votes, total, out=np.zeros_like(self.votes), where=total > 0)
+        )
+
+
+def stack_inputs(section: np.ndarray, evidence: SentenceEvidence) -> np.ndarray:
+    """The stacker's inputs per topic: section and best-sentence log-odds, and the
+    number of sentences that pass."""
+    return np.stack([logit(section), logit(evidence.highest), evidence.passing], axis=-1)
+
+
+def stacked_probs(inputs: np.ndarray, stacker: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per topic, a logistic combination of section and sentence evidence."""
+    scores = np.einsum("ntk,tk->nt", inputs, stacker["coef"]) + stacker["intercept"]
+    return sigmoid(scores)
+
+
+def calibrate(probs: np.ndarray, calibrator: Mapping[str, Any] | None) -> np.ndarray:
+    """Probabilities through a fitted calibrator: per-column temperature on the
+    log-odds (`binary_temperature`), temperature on multiclass log-probabilities
+    (`temperature`), isotonic steps per column (`isotonic`), or unchanged."""
+    if not calibrator or calibrator["kind"] == "none":
+        return probs
+    kind = calibrator["kind"]
+    if kind == "binary_temperature":
+        return sigmoid(logit(probs) / np.asarray(calibrator["temperature"]))
+    if kind == "temperature":
+        return softmax(np.log(np.clip(probs, _EPSILON, 1.0)) / float(calibrator["temperature"]))
+    if kind == "isotonic":
+        columns = [
+            np.interp(probs[:, i], np.asarray(x), np.asarray(y))
+            for i, (x, y) in enumerate(zip(calibrator["x"], calibrator["y"], strict=True))
+        ]
+        return np.column_stack(columns) if columns else probs
+    raise ValueError(f"unknown calibrator {kind!r}")
+
+
+def choose_primaries(
+    primary_probs: np.ndarray,
+    listed: np.ndarray,
+    vote_share: np.ndarray,
+    *,
+    weight: float,
+    labels: Sequence[str],
+    none: str,
+) -> list[str]:
+    """The primary topic by the rule "the topic most sentences are about".
+
+    `primary_probs` has one column per label of `labels` (the topics, then the none
+    topic). A section whose most likely label is the none topic has none. Otherwise
+    the candidates are the listed topics and the primary head's best topic; each
+    scores its log-probability from the primary head plus `weight` times its share of
+    sentence votes, so sentence coverage decides between topics the head finds close.
+    """
+    none_column = labels.index(none)
+    topics = [i for i in range(len(labels)) if i != none_column]
+    primaries = []
+    for row in range(len(primary_probs)):
+        probs = primary_probs[row]
+        if int(np.argmax(probs)) == none_column:
+            primaries.append(none)
+            continue
+        best = max(topics, key=lambda i: probs[i])
+        candidates = {best} | {topics[j] for j in np.flatnonzero(listed[row])}
+        score = {
+            i: np.log(max(probs[i], _EPSILON)) + weight * vote_share[row, topics.index(i)]
+            for i in candidates
+        }
+        primaries.append(labels[max(score, key=lambda i: score[i])])
+    return primaries
+
+
+def combine_stances(
+    section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray, combiner: Mapping[str, Any]
+) -> np.ndarray:
+    """Stance probabilities from the section view and, where the actor is quoted, the
+    view of its own quoted words: a multinomial logistic model fitted on out-of-fold
+    probabilities, so the quote weighs what the labels say it should."""
+    return softmax(
+        stance_inputs(section, quote, has_quote) @ combiner["coef"].T + combiner["intercept"]
+    )
+
+
+def stance_inputs(section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray) -> np.ndarray:
+    """The combiner's inputs: section log-probabilities, quote log-probabilities (zero
+    without a quote), and whether there is one."""
+    flag = has_quote.astype(float)[:, None]
+    return np.hstack(
+        [
+            np.log(np.clip(section, _EPSILON, 1.0)),
+            flag * np.log(np.clip(quote, _EPSILON, 1.0)),
+            flag,
+        ]
+    )
