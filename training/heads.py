@@ -310,7 +310,8 @@ def fit_stance_base(
 ) -> StanceModel:
     quotes = quote_attributor(taxonomy)
     inputs, labels, _ = stance_examples(sections, taxonomy.matcher(), quotes)
-    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed).fit(inputs, labels)
+    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed, quotes is not None)
+    pipeline.fit(inputs, labels)
     return StanceModel(pipeline, taxonomy.stances, quotes=quotes)
 
 

@@ -124,7 +124,11 @@ def _vectorizer(min_df: int = 1, weighted: bool = True) -> FeatureListTfidf:
     return FeatureListTfidf(min_df=min_df, weighted=weighted)
 
 
-def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> FeatureUnion:
+def stance_features(
+    config: StanceConfig, cues: Mapping[str, Sequence[str]], quotes: bool = True
+) -> FeatureUnion:
+    """The blocks of `config.parts`, less those the taxonomy gives nothing to: no cue
+    lists, or no quote attribution (the block would have no words to fit on)."""
     blocks: dict[str, Any] = {
         "context": Pipeline(
             [("features", MaskedContext(window=config.window)), ("tfidf", _vectorizer())]
@@ -138,14 +142,20 @@ def stance_features(config: StanceConfig, cues: Mapping[str, Sequence[str]]) -> 
         ),
         "quote": Pipeline([("features", OwnQuote()), ("tfidf", _vectorizer())]),
     }
-    chosen = [part for part in config.parts if part != "cues" or cues]
+    given = {"cues": bool(cues), "quote": quotes}
+    chosen = [part for part in config.parts if given.get(part, True)]
     return FeatureUnion([(part, blocks[part]) for part in chosen])
 
 
-def stance_pipeline(config: StanceConfig, cues: Mapping[str, Sequence[str]], seed: int) -> Pipeline:
+def stance_pipeline(
+    config: StanceConfig, cues: Mapping[str, Sequence[str]], seed: int, quotes: bool = True
+) -> Pipeline:
     """Masked-context features around each actor, one multiclass classifier."""
     return Pipeline(
-        [("features", stance_features(config, cues)), ("classifier", config.classifier.build(seed))]
+        [
+            ("features", stance_features(config, cues, quotes)),
+            ("classifier", config.classifier.build(seed)),
+        ]
     )
 
 
