@@ -406,16 +406,15 @@ def shares(
     return {r.name: round(c / total, 4) for r, c in zip(replicas, counts, strict=True)}
 
 
-def attribute(calls: list[tuple[float, float, str]], events: dict[str, float]) -> Any:
-    """Each failed call, by the last fault that began before it ended, with the seconds
-    between the two."""
-    faults = sorted((when, name) for name, when in events.items() if name != "end")
-    found: dict[str, list[float]] = {name: [] for _, name in faults}
+def attribute(calls: list[tuple[float, float, str]], events: dict[str, float], start: float) -> Any:
+    """Each failed call, by the last fault that began before it ended (or the start of
+    the run), with the seconds between the two."""
+    marks = sorted([(start, "start"), *((w, n) for n, w in events.items() if n != "end")])
+    found: dict[str, list[float]] = {name: [] for _, name in marks}
     for at, latency, code in calls:
         ended = at + latency
-        before = [(when, name) for when, name in faults if when <= ended]
-        if code != "OK" and before:
-            when, name = before[-1]
+        if code != "OK":
+            when, name = ([(w, n) for w, n in marks if w <= ended] or marks)[-1]
             found[name].append(round(ended - when, 2))
     return {name: sorted(delays) for name, delays in found.items()}
 
@@ -467,7 +466,7 @@ def run_path(name: str, target: str, replicas: list[Replica], args: argparse.Nam
         "failed": sum(failed.values()),
         "failures": dict(failed),
         "faults_at_s": {k: round(v - start, 1) for k, v in faults.events.items()},
-        "failed_after": attribute(calls, faults.events),
+        "failed_after": attribute(calls, faults.events, start),
         "client_attempts_beyond_first": attempted["attempts"] - attempted["calls"],
         "client_attempts_failed": failed_attempts[-1][1] if failed_attempts else 0,
         "client_largest_burst_1s": largest_burst(failed_attempts),

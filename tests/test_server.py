@@ -94,8 +94,8 @@ def test_model_info(stub: Stub) -> None:
         "held_out.stances.f_avg",
         "cross_validation.topics.macro_f1.mean",
         "cross_validation.stances.macro_f1.std",
-        "baselines.keywords.topics.macro_f1",
-        "baselines.majority.stances.macro_f1",
+        "baselines.held_out.keywords.topics.macro_f1",
+        "baselines.held_out.majority.stances.macro_f1",
         "training_seconds",
         "artifact_bytes",
     ):
