@@ -37,7 +37,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     TOPICSTANCE_PORT=50051 \
     TOPICSTANCE_METRICS_PORT=9090 \
     TOPICSTANCE_MODEL=/models/default \
-    TOPICSTANCE_GRACE_SECONDS=20
+    TOPICSTANCE_GRACE_SECONDS=20 \
+    TOPICSTANCE_DRAIN_DELAY_SECONDS=5
 # A container listens on all interfaces, so plaintext must be allowed explicitly:
 # keep the port on a private network, or set TOPICSTANCE_TLS_CERT/KEY (and unset this).
 ENV TOPICSTANCE_INSECURE=true

@@ -10,7 +10,7 @@ PROTO := proto/topicstance/v1/topicstance.proto
 # The last released proto: `make test` refuses changes that would break its clients.
 RELEASED := v0.1.0
 
-.PHONY: serve test lint typecheck proto train bench container-test clean
+.PHONY: serve test lint typecheck proto train bench failover-test container-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ train: $(STAMP)
 ## bench: topicstance vs the in-process limit vs MLServer, side by side (about 6 minutes)
 bench: $(STAMP) models/default/CURRENT
 	$(BIN)/python -m benchmarks.run --model models/default
+
+## failover-test: 3 replicas behind haproxy under load; SIGKILL, SIGTERM, a worker killed: 0 failed calls (about 3 minutes)
+failover-test: $(STAMP) $(MODEL_READY)
+	$(BIN)/python -m benchmarks.failover --model $(MODEL)
 
 ## container-test: build the image, run it, classify through it, SIGTERM it (docker or podman)
 container-test: $(STAMP)

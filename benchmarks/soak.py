@@ -1,6 +1,11 @@
 """A soak run: minutes of mixed traffic, one model reload midway, SIGTERM at the end.
 
     python -m benchmarks.soak [--model models/default] [--minutes 5] [--concurrency 48]
+    python -m benchmarks.soak --image topicstance:test --memory 1g   # in a container
+
+With --image, the server runs in a container (podman) under a memory limit, with
+the two model versions mounted over its default model; the report adds the
+container's peak memory and whether it was OOM-killed.
 
 Every RPC is called, with some deliberately bad requests (each must get its own
 status code) and some calls cancelled by the client. Reports calls sent,
@@ -13,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -29,7 +36,8 @@ import grpc
 
 from benchmarks.loadgen import percentile
 from benchmarks.run import RESULTS, children, rss_mb, workload
-from tests.serving import start_server
+from service.memory import cgroup_limit
+from tests.serving import ServerProcess, start_server, wait_for_serving
 from topicstance.bundle import MANIFEST_FILE, publish, resolve
 from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
@@ -181,6 +189,125 @@ async def soak(
     return tally
 
 
+class Local:
+    """The server as a process of ours."""
+
+    def __init__(self, root: Path) -> None:
+        self.server: ServerProcess = start_server(root, ["--workers", "2"])
+        self.pid, self.target = self.server.process.pid, self.server.target
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.server.process.send_signal(signum)
+
+    def wait(self) -> int:
+        return self.server.process.wait(timeout=60)
+
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+
+class Container:
+    """The image under podman with a memory limit, the model root mounted over its
+    default model (so the reload midway works as it does locally)."""
+
+    def __init__(self, image: str, memory: str, root: Path) -> None:
+        self.name = f"topicstance-soak-{os.getpid()}"
+        self.memory = memory
+        port = free_port()
+        subprocess.run(["chmod", "-R", "a+rX", str(root.parent)], check=True)
+        subprocess.run(
+            ["podman", "run", "-d", "--name", self.name, "--memory", memory,
+             "-p", f"127.0.0.1:{port}:50051", "-v", f"{root}:/models/default:ro",
+             "-e", "TOPICSTANCE_WORKERS=2", image],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.target = f"127.0.0.1:{port}"
+        wait_for_serving(self.target, 120)
+        self.pid = int(self._inspect("{{.State.Pid}}"))
+
+    def _inspect(self, template: str) -> str:
+        done = subprocess.run(
+            ["podman", "inspect", self.name, "--format", template],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    def signal(self, signum: signal.Signals) -> None:
+        subprocess.run(["podman", "kill", "--signal", signum.name, self.name], check=True)
+
+    def wait(self) -> int:
+        done = subprocess.run(
+            ["podman", "wait", self.name], check=True, capture_output=True, text=True, timeout=90
+        )
+        return int(done.stdout.strip())
+
+    def extra(self) -> dict[str, Any]:
+        """The limit the server saw, the container's peak memory, and any OOM kill."""
+        membership = Path(f"/proc/{self.pid}/cgroup")
+        limit = cgroup_limit(membership=membership)
+        return {
+            "memory_limit_mb": round((limit or 0) / 2**20, 1),
+            "peak_mb": round(cgroup_peak(membership) / 2**20, 1),
+            "oom_killed": self._inspect("{{.State.OOMKilled}}") == "true",
+        }
+
+    def remove(self) -> None:
+        subprocess.run(["podman", "rm", "-f", self.name], check=False, capture_output=True)
+
+
+def cgroup_peak(membership: Path) -> int:
+    """The highest memory use the process's cgroup has seen (cgroup v1 or v2)."""
+    for line in membership.read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            peak = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.max_usage_in_bytes"
+        elif hierarchy == "0" and not controllers:
+            peak = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.peak"
+        else:
+            continue
+        if peak.exists():
+            return int(peak.read_text())
+    return 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_soak(
+    server: Local | Container, root: Path, texts: list[str], args: argparse.Namespace
+) -> tuple[Tally, list[tuple[float, float]], float, float, str, int, dict[str, Any]]:
+    """The traffic, the reload midway, SIGTERM at the end; what was measured."""
+    samples: list[tuple[float, float]] = []
+    sampler = threading.Thread(
+        target=sample_rss, args=(server.pid, samples, args.minutes * 60), daemon=True
+    )
+
+    def reload() -> None:
+        publish(root, "soak-v2")
+        server.signal(signal.SIGHUP)
+
+    started = time.monotonic()
+    sampler.start()
+    tally = asyncio.run(soak(server.target, texts, args.minutes * 60, args.concurrency, reload))
+    elapsed = time.monotonic() - started
+    sampler.join()
+    rss_end = workers_rss(server.pid)
+    with grpc.insecure_channel(server.target) as channel:
+        version = (
+            pb_grpc.TopicStanceServiceStub(channel)
+            .GetModelInfo(pb.GetModelInfoRequest())
+            .model_version
+        )
+    extra = server.extra()
+    server.signal(signal.SIGTERM)
+    return tally, samples, elapsed, rss_end, version, server.wait(), extra
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -189,6 +316,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path("training/data"))
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--image", help="run this image under podman instead of a local server")
+    parser.add_argument("--memory", default="1g", help="the container's memory limit")
     args = parser.parse_args()
     random.seed(11)
     texts = workload(args.data)
@@ -201,32 +330,16 @@ def main() -> int:
                 json.dumps({**manifest, "version": version})
             )
         publish(root, "soak-v1")
-        server = start_server(root, ["--workers", "2"])
-        samples: list[tuple[float, float]] = []
-        sampler = threading.Thread(
-            target=sample_rss, args=(server.process.pid, samples, args.minutes * 60), daemon=True
-        )
-
-        def reload() -> None:
-            publish(root, "soak-v2")
-            server.process.send_signal(signal.SIGHUP)
-
-        started = time.monotonic()
-        sampler.start()
-        tally = asyncio.run(soak(server.target, texts, args.minutes * 60, args.concurrency, reload))
-        elapsed = time.monotonic() - started
-        sampler.join()
-        rss_end = workers_rss(server.process.pid)
-        warm = [rss for at, rss in samples if at >= WARM_UP_SHARE * args.minutes * 60]
-        rss_start = warm[0] if warm else samples[0][1]
-        with grpc.insecure_channel(server.target) as channel:
-            version = (
-                pb_grpc.TopicStanceServiceStub(channel)
-                .GetModelInfo(pb.GetModelInfoRequest())
-                .model_version
+        server = Container(args.image, args.memory, root) if args.image else Local(root)
+        try:
+            tally, samples, elapsed, rss_end, version, exit_code, extra = run_soak(
+                server, root, texts, args
             )
-        server.process.send_signal(signal.SIGTERM)
-        exit_code = server.process.wait(timeout=60)
+        finally:
+            if isinstance(server, Container):
+                server.remove()
+    warm = [rss for at, rss in samples if at >= WARM_UP_SHARE * args.minutes * 60]
+    rss_start = warm[0] if warm else samples[0][1]
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": round(elapsed, 1),
@@ -249,9 +362,9 @@ def main() -> int:
         },
         "model_after_reload": version,
         "exit_code": exit_code,
+        **({"container": {"image": args.image, **extra}} if args.image else {}),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"Soak {report['when']}: {report['seconds']:.0f} s at concurrency {args.concurrency}, "
         f"reload to `{version}` midway, SIGTERM at the end (exit code {exit_code}).",
@@ -272,9 +385,19 @@ def main() -> int:
         f"the first fifth (warm caches), {rss_end:.0f} MB at the end "
         f"({report['rss_mb']['growth']:+.1%} after warm-up).",
     ]
-    (RESULTS / "soak.md").write_text("\n".join(lines) + "\n")
+    if args.image:
+        lines.append(
+            f"In the container `{args.image}` under a {extra['memory_limit_mb']:.0f} MB limit: "
+            f"peak memory {extra['peak_mb']:.0f} MB "
+            f"({extra['peak_mb'] / extra['memory_limit_mb']:.0%} of the limit), "
+            f"OOM-killed: {'yes' if extra['oom_killed'] else 'no'}."
+        )
+    name = "soak-container" if args.image else "soak"
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0 if not tally.failed and exit_code == 0 and version == "soak-v2" else 1
+    healthy = not extra.get("oom_killed", False)
+    return 0 if not tally.failed and exit_code == 0 and version == "soak-v2" and healthy else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 topicstance classify FILE|DIR|- ... [--format F] [--jsonl FILE] [--json] [--explain]
                      [--concurrency N] [--target HOST:PORT]
 topicstance info [--json] [--target HOST:PORT]
+
+Channels use the published service config (deploy/client/service-config.json:
+round robin over every address the target resolves to, retries on UNAVAILABLE,
+health checks); --service-config or TOPICSTANCE_SERVICE_CONFIG names another.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from topicstance.v1 import topicstance_pb2 as pb
 from topicstance.v1 import topicstance_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = os.environ.get("TOPICSTANCE_TARGET", "127.0.0.1:50051")
+PUBLISHED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "client" / "service-config.json"
+DEFAULT_CONFIG = os.environ.get("TOPICSTANCE_SERVICE_CONFIG", str(PUBLISHED_CONFIG))
 TIMEOUT_SECONDS = 30.0
 
 
@@ -149,16 +155,31 @@ def format_evidence(section: pb.SectionResult) -> list[str]:
     return lines
 
 
+def service_config(path: str) -> list[tuple[str, str]]:
+    """The channel option that carries the service config; none if the published file
+    is not there (an installed package without the repository), an error if a named
+    one is missing or not JSON."""
+    if not path or (path == str(PUBLISHED_CONFIG) and not PUBLISHED_CONFIG.exists()):
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        json.loads(text)
+    except (OSError, ValueError) as error:
+        raise ReadError(f"cannot use the service config {path}: {error}") from error
+    return [("grpc.service_config", text)]
+
+
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
     """Plaintext, TLS (--tls-ca), or mutual TLS (--tls-ca with --tls-cert and --tls-key)."""
+    options = service_config(args.service_config)
     if not args.tls_ca:
-        return grpc.insecure_channel(args.target)
+        return grpc.insecure_channel(args.target, options=options)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(args.tls_ca).read_bytes(),
         private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
         certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
     )
-    return grpc.secure_channel(args.target, credentials)
+    return grpc.secure_channel(args.target, credentials, options=options)
 
 
 def request_for(item: Input, explain: bool) -> pb.ClassifyDocumentRequest:
@@ -184,7 +205,9 @@ def classify(args: argparse.Namespace) -> int:
         item = Input(paths[0], read_input(paths[0]), format_of(paths[0], args.format))
         with open_channel(args) as channel:
             response = pb_grpc.TopicStanceServiceStub(channel).ClassifyDocument(
-                request_for(item, args.explain), timeout=TIMEOUT_SECONDS
+                request_for(item, args.explain),
+                timeout=TIMEOUT_SECONDS,
+                wait_for_ready=False,  # a person is waiting: say at once that nothing answers
             )
         if args.json:
             print(to_json(response))
@@ -252,7 +275,7 @@ def info(args: argparse.Namespace) -> int:
     """The model a server is using: version, labels and held-out scores."""
     with open_channel(args) as channel:
         response = pb_grpc.TopicStanceServiceStub(channel).GetModelInfo(
-            pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS
+            pb.GetModelInfoRequest(), timeout=TIMEOUT_SECONDS, wait_for_ready=False
         )
     if args.json:
         print(to_json(response))
@@ -279,6 +302,12 @@ def add_connection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tls-ca", help="CA bundle (PEM) to verify the server: turns TLS on")
     command.add_argument("--tls-cert", help="client certificate (PEM), for mutual TLS")
     command.add_argument("--tls-key", help="client private key (PEM), for mutual TLS")
+    command.add_argument(
+        "--service-config",
+        default=DEFAULT_CONFIG,
+        help="gRPC service config (JSON) for the channel; '' for none "
+        "(default: deploy/client/service-config.json; env TOPICSTANCE_SERVICE_CONFIG)",
+    )
 
 
 def add_commands(commands: Any) -> None:

@@ -3,8 +3,9 @@
 #
 # Builds the Dockerfile, runs the image, classifies a document through the
 # published port with the CLI client, runs the HEALTHCHECK, checks the process is
-# not root, mounts another model over the default, sends SIGTERM and checks a clean
-# exit. Uses docker where a Docker engine answers, podman otherwise (on machines
+# not root, mounts another model over the default, checks that a memory limit too
+# low for the default worker count is refused at start, sends SIGTERM and checks a
+# clean exit. Uses docker where a Docker engine answers, podman otherwise (on machines
 # without an engine, ../shared/container/setup.sh prepares podman; set
 # CONTAINER_SETUP to its path if it lives elsewhere).
 set -euo pipefail
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-topicstance:test}
 NAME=topicstance-test-$$
 OTHER=topicstance-other-$$
+SMALL=topicstance-small-$$
 CLI=.venv/bin/topicstance
 PY=.venv/bin/python
 say() { printf 'container-test: %s\n' "$*" >&2; }
@@ -35,7 +37,7 @@ fi
 say "engine: $ENGINE"
 
 cleanup() {
-  $ENGINE rm -f "$NAME" "$OTHER" >/dev/null 2>&1 || true
+  $ENGINE rm -f "$NAME" "$OTHER" "$SMALL" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 WORK=$(mktemp -d)
@@ -103,6 +105,14 @@ assert list(info.topics) == ["tariffs", "quotas", "arbitration"], info.topics
 print(f"mounted model {info.model_version}: topics {list(info.topics)}")
 EOF
 $ENGINE rm -f "$OTHER" >/dev/null
+
+say "a memory limit too low for the default worker count: refused at start"
+code=0
+$ENGINE run --name "$SMALL" --memory 512m "$IMAGE" >"$WORK/small.log" 2>&1 || code=$?
+[ "$code" = 2 ] || { cat "$WORK/small.log" >&2; say "exit code $code, expected 2"; exit 1; }
+grep -q "the memory limit (512 MiB) is too low for" "$WORK/small.log" || { cat "$WORK/small.log" >&2; say "no memory message"; exit 1; }
+grep -o "too low for [0-9]* workers.*" "$WORK/small.log" | head -1 >&2
+$ENGINE rm -f "$SMALL" >/dev/null
 
 say "SIGTERM: drain and exit 0"
 $ENGINE kill --signal TERM "$NAME" >/dev/null

@@ -36,6 +36,7 @@ class Settings:
     # Above the HTML limit, so a page too large gets our message naming that limit.
     max_message_bytes: int = 16 * 1024 * 1024
     grace_seconds: float = 10.0
+    drain_delay_seconds: float = 2.0
     max_batch_sections: int = 64
     max_batch_wait_ms: float = 2.0
     metrics_port: int = 0
@@ -78,6 +79,7 @@ _HELP = {
     "max_html_depth": "deepest nesting of HTML elements accepted",
     "max_message_bytes": "largest request message, in bytes",
     "grace_seconds": "how long in-flight calls may finish after SIGTERM",
+    "drain_delay_seconds": "after SIGTERM, how long to keep answering while NOT_SERVING",
     "max_batch_sections": "most sections predicted together (1 turns micro-batching off)",
     "max_batch_wait_ms": "how long a call may wait for others to share its batch",
     "metrics_port": "Prometheus metrics HTTP port (0: off)",

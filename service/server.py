@@ -3,7 +3,8 @@
 The parent loads and verifies the model (failing fast with a clear message), then
 forks the workers before any gRPC object exists. Each worker runs its own
 grpc.aio server on the same port (SO_REUSEPORT), so the kernel spreads
-connections over the cores. SIGTERM drains and exits 0; SIGHUP reloads the model.
+connections over the cores. SIGTERM drains and exits 0 (see `drain`); SIGHUP reloads
+the model.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from service import logs, metrics
+from service import logs, memory, metrics
 from service.config import Settings, parse_settings
 from service.observe import CallObserver
 from service.servicer import SERVICE, AdminServicer, TopicStanceServicer, rpc_handlers
@@ -47,6 +48,7 @@ log = logging.getLogger("topicstance.server")
 ADMIN_SERVICE = pb.DESCRIPTOR.services_by_name["TopicStanceAdminService"].full_name
 SMOKE_TEXT = "A short text to check that a freshly loaded model can predict."
 WAIT_POLL_SECONDS = 2.0
+CRASH_LOOP_SECONDS = 10.0
 
 
 class ModelHolder:
@@ -152,14 +154,21 @@ def credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-async def serve(settings: Settings, holder: ModelHolder, port: int, supervised: bool) -> None:
-    """Run one gRPC server until SIGTERM or SIGINT; then drain within the grace period."""
+async def serve(
+    settings: Settings,
+    holder: ModelHolder,
+    port: int,
+    supervised: bool,
+    on_exit: Callable[[], None],
+) -> NoReturn:
+    """Run one gRPC server until SIGTERM or SIGINT, drain, and exit the process."""
     if settings.metrics_port:
         holder.metrics = metrics.Metrics()
         if holder.bundle is not None:
             holder.metrics.model_loaded(holder.bundle.version, 0.0, None)
     observer = CallObserver(holder.metrics, settings.log_request_text)
-    server = grpc.aio.server(options=server_options(settings))
+    gate = Gate()
+    server = grpc.aio.server(options=server_options(settings), interceptors=[gate])
     servicer = TopicStanceServicer(holder, settings, observer, holder.thread)
     server.add_generic_rpc_handlers((rpc_handlers(servicer, settings, observer),))
     health_servicer = health.aio.HealthServicer()
@@ -176,19 +185,137 @@ async def serve(settings: Settings, holder: ModelHolder, port: int, supervised: 
     tls = credentials(settings)
     bound = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
     await server.start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    stopping: asyncio.Future[int] = loop.create_future()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(stop_signal, _first_signal, stopping, stop_signal)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(holder.reload_async()))
     waiter = loop.create_task(_serving_when_loaded(holder, health_servicer))
     log.info("worker listening", extra={"port": bound, "tls": bool(tls)})
-    await stop.wait()
+    signum = await stopping
     waiter.cancel()
-    log.info("draining", extra={"grace_seconds": settings.grace_seconds})
+    delay = settings.drain_delay_seconds if signum == signal.SIGTERM else 0.0
+    await drain(health_servicer, gate, delay, settings.grace_seconds)
+    on_exit()
+    logging.shutdown()
+    os._exit(0)
+
+
+def _first_signal(stopping: asyncio.Future[int], signum: int) -> None:
+    if not stopping.done():
+        stopping.set_result(signum)
+
+
+async def drain(health_servicer: Any, gate: Gate, delay: float, grace: float) -> None:
+    """Leave the rotation without failing a call anyone could not safely retry.
+
+    1. Health turns NOT_SERVING: balancers and clients that check health move away.
+    2. For `delay` seconds calls are still answered (a kubelet's preStop sleep).
+    3. The gate closes: a new call gets UNAVAILABLE, which clients retry elsewhere;
+       calls in flight finish within `grace` seconds.
+    4. The process exits with the gRPC server still running. Stopping it
+       (grpc.aio Server.stop) would make gRPC core kill every call it has received
+       but not yet handed to the application, and every call that crosses its
+       GOAWAY, with CANCELLED, which no client may retry; a closed connection is
+       UNAVAILABLE to the client instead, and those calls never ran.
+    """
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.grace_seconds)
+    log.info("not serving", extra={"drain_delay_seconds": delay})
+    await asyncio.sleep(delay)
+    gate.close()
+    log.info("draining", extra={"grace_seconds": grace, "in_flight": gate.in_flight})
+    if not await gate.idle(grace):
+        log.warning("grace period over; calls still in flight", extra={"in_flight": gate.in_flight})
+    await asyncio.sleep(FLUSH_SECONDS)
     log.info("worker stopped")
+
+
+class Gate(grpc.aio.ServerInterceptor):
+    """Counts the calls in flight and, once closed, refuses new ones with UNAVAILABLE.
+
+    Health checks always pass (they report NOT_SERVING while draining).
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def idle(self, timeout: float) -> bool:
+        """Wait until no call is in flight; False if `timeout` ran out first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(HEALTH_PREFIX):
+            return handler
+        if self.closed:
+            return _REFUSED[(handler.request_streaming, handler.response_streaming)]
+        kind = _KINDS[(handler.request_streaming, handler.response_streaming)]
+        wrap = self._counted_stream if handler.response_streaming else self._counted_unary
+        return handler._replace(**{kind: wrap(getattr(handler, kind))})
+
+    def _enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+        context.add_done_callback(self._leave)  # type: ignore[arg-type]  # stub: a class, not a Protocol
+
+    def _leave(self, _context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    def _counted_unary(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        async def counted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            self._enter(context)
+            return await inner(request, context)
+
+        return counted
+
+    def _counted_stream(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        async def counted(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            self._enter(context)
+            async for response in inner(request, context):
+                yield response
+
+        return counted
+
+
+REFUSAL = "the server is shutting down: retry on another replica"
+HEALTH_PREFIX = f"/{health.SERVICE_NAME}/"
+FLUSH_SECONDS = 0.1  # for the last answers to leave the process before it exits
+_KINDS = {
+    (False, False): "unary_unary",
+    (False, True): "unary_stream",
+    (True, False): "stream_unary",
+    (True, True): "stream_stream",
+}
+
+
+async def _refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(grpc.StatusCode.UNAVAILABLE, REFUSAL)
+
+
+_REFUSED: dict[tuple[bool, bool], grpc.RpcMethodHandler[Any, Any]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler(_refuse),
+    (False, True): grpc.unary_stream_rpc_method_handler(_refuse),
+    (True, False): grpc.stream_unary_rpc_method_handler(_refuse),
+    (True, True): grpc.stream_stream_rpc_method_handler(_refuse),
+}
 
 
 async def _serving_when_loaded(holder: ModelHolder, health_servicer: Any) -> None:
@@ -225,9 +352,16 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(settings: Settings, holder: ModelHolder, port: int, supervised: bool) -> int:
-    asyncio.run(serve(settings, holder, port, supervised))
-    return 0
+def run_worker(
+    settings: Settings,
+    holder: ModelHolder,
+    port: int,
+    supervised: bool,
+    on_exit: Callable[[], None] = lambda: None,
+) -> NoReturn:
+    """Serve until drained; the process exits from inside (see `drain`)."""
+    asyncio.run(serve(settings, holder, port, supervised, on_exit))
+    raise AssertionError("serve exits the process")
 
 
 class Supervisor:
@@ -236,6 +370,7 @@ class Supervisor:
     def __init__(self, settings: Settings, holder: ModelHolder, port: int) -> None:
         self.settings, self.holder, self.port = settings, holder, port
         self.children: dict[int, int] = {}
+        self.started: dict[int, float] = {}
         self.stopping = False
 
     def spawn(self, slot: int) -> None:
@@ -243,18 +378,17 @@ class Supervisor:
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
                 signal.signal(sig, signal.SIG_DFL)
-            code = 1
             try:
-                code = run_worker(self.settings, self.holder, self.port, supervised=True)
+                run_worker(self.settings, self.holder, self.port, supervised=True)
             finally:
-                os._exit(code)
+                os._exit(1)
         self.children[pid] = slot
+        self.started[pid] = time.monotonic()
 
     def forward(self, signum: int, _frame: object) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
         passed = signal.SIGHUP if signum == signal.SIGUSR1 else signum
-        passed = signal.SIGTERM if passed == signal.SIGINT else passed
         for pid in self.children:
             with suppress(ProcessLookupError):
                 os.kill(pid, passed)
@@ -264,7 +398,7 @@ class Supervisor:
             signal.signal(sig, self.forward)
         for slot in range(self.settings.workers):
             self.spawn(slot)
-        failures = 0
+        failures = crashes = 0
         while self.children:
             try:
                 pid, status = os.wait()
@@ -273,6 +407,7 @@ class Supervisor:
             except InterruptedError:
                 continue
             slot = self.children.pop(pid)
+            lived = time.monotonic() - self.started.pop(pid)
             if self.settings.metrics_port:
                 metrics.worker_exited(pid)
             code = os.waitstatus_to_exitcode(status)
@@ -282,9 +417,20 @@ class Supervisor:
                 log.error(
                     "worker exited; restarting it", extra={"worker_pid": pid, "exit_code": code}
                 )
-                time.sleep(min(5.0, 0.2 * failures))
+                # A worker that dies soon after it started is crash-looping: back off.
+                # One that had been serving is replaced at once (it forks in ms).
+                crashes = crashes + 1 if lived < CRASH_LOOP_SECONDS else 0
+                time.sleep(min(5.0, 0.2 * crashes))
                 self.spawn(slot)
         return 0 if failures == 0 else 1
+
+
+def memory_problem(workers: int) -> str | None:
+    """Too many workers for the cgroup's memory limit? Said now, not by the OOM killer."""
+    limit = memory.cgroup_limit()
+    if limit is None:
+        return None
+    return memory.Budget(limit, memory.resident_bytes(), workers).problem()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,6 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtifactError as exc:
         log.error("cannot start: no usable model", extra={"reason": str(exc)})
         print(f"topicstance-server: {exc}", file=sys.stderr)
+        return 2
+    problem = memory_problem(settings.workers) if holder.bundle is not None else None
+    if problem:
+        log.error("cannot start: not enough memory", extra={"reason": problem})
+        print(f"topicstance-server: {problem}", file=sys.stderr)
         return 2
     try:
         reservation = reserve_port(settings.host, settings.port)
@@ -320,14 +471,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metrics_port": settings.metrics_port or None,
         },
     )
-    try:
-        if settings.workers == 1:
-            return run_worker(settings, holder, port, supervised=False)
-        return Supervisor(settings, holder, port).run()
-    finally:
+
+    def finish() -> None:
         reservation.close()
         if metrics_dir is not None:
             metrics.cleanup(metrics_dir)
+
+    try:
+        if settings.workers == 1:
+            run_worker(settings, holder, port, supervised=False, on_exit=finish)
+        return Supervisor(settings, holder, port).run()
+    finally:
+        finish()
 
 
 if __name__ == "__main__":

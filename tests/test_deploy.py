@@ -52,7 +52,11 @@ def test_deployment_agrees_with_the_image_and_the_server() -> None:
     settings = parse_settings(
         [], {**env, "TOPICSTANCE_HOST": "0.0.0.0", "TOPICSTANCE_INSECURE": "1"}
     )
-    assert pod["terminationGracePeriodSeconds"] >= settings.grace_seconds + 5
+    drain = settings.drain_delay_seconds + settings.grace_seconds
+    assert pod["terminationGracePeriodSeconds"] >= drain + 5
+    image_env = (REPO / "Dockerfile").read_text()
+    for name in ("TOPICSTANCE_GRACE_SECONDS", "TOPICSTANCE_DRAIN_DELAY_SECONDS"):
+        assert f"{name}={env[name]}" in image_env, name
     assert settings.workers == int(float(container["resources"]["limits"]["cpu"]))
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["readinessProbe"]["grpc"]["service"] == "topicstance.v1.TopicStanceService"

@@ -522,39 +522,35 @@ def test_admin_reload_is_off_by_default_and_reloads_every_worker(
 
 
 def test_sigterm_drains_in_flight_calls_and_exits_zero(model_dir: Path) -> None:
-    server = start_server(model_dir, ["--workers", "2", "--grace-seconds", "20"])
-    results: list[object] = []
+    """NOT_SERVING at once, calls answered for the drain delay, then new calls refused
+    with UNAVAILABLE while a call in flight (an open stream) goes on to its end."""
+    args = ["--workers", "1", "--grace-seconds", "20", "--drain-delay-seconds", "1"]
+    server = start_server(model_dir, args)
+    proceed = threading.Event()
 
-    def slow_call() -> None:
-        with grpc.insecure_channel(server.target) as channel:
-            stub = pb_grpc.TopicStanceServiceStub(channel)
-            try:
-                response = stub.BatchClassifyTexts(
-                    pb.BatchClassifyTextsRequest(texts=[LONG_TEXT[:15000]] * 24), timeout=60
-                )
-                results.append(len(response.results))
-            except grpc.RpcError as error:
-                results.append(error.code())
+    def requests() -> Iterator[pb.StreamClassifyTextsRequest]:
+        yield pb.StreamClassifyTextsRequest(request_id="before", text=PARAGRAPH)
+        proceed.wait(timeout=30)
+        yield pb.StreamClassifyTextsRequest(request_id="after", text=PARAGRAPH)
 
     with open_channel(server.target) as channel:
+        stub = pb_grpc.TopicStanceServiceStub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        callers = [threading.Thread(target=slow_call) for _ in range(4)]
-        for caller in callers:
-            caller.start()
-        time.sleep(0.5)
+        stream = stub.StreamClassifyTexts(requests(), timeout=60)
+        assert next(stream).request_id == "before"
         server.process.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-    time.sleep(0.3)
-    with grpc.insecure_channel(server.target) as late, pytest.raises(grpc.RpcError) as refused:
-        pb_grpc.TopicStanceServiceStub(late).ClassifyText(
-            pb.ClassifyTextRequest(text=PARAGRAPH), timeout=5
-        )
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-    for caller in callers:
-        caller.join(timeout=60)
-    assert results == [24, 24, 24, 24]
+        still_serving(stub)  # within the drain delay
+        time.sleep(1.5)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ClassifyText(pb.ClassifyTextRequest(text=PARAGRAPH), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in str(refused.value.details())
+        proceed.set()
+        assert [answer.request_id for answer in stream] == ["after"]
     assert server.process.wait(timeout=30) == 0
+    assert [e["in_flight"] for e in server.events("draining")] == [1]
 
 
 def sign(directory: Path, key: bytes) -> None:

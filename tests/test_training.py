@@ -22,7 +22,7 @@ PROBE = [
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every fourth section of the real corpus: enough to train, quick to fit."""
+    """Every tenth section of the real corpus: enough to train, quick to fit."""
     directory = tmp_path_factory.mktemp("small")
     copy_taxonomy(directory)
     corpus = load_corpus(DATA)
@@ -37,7 +37,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "stances": s.stances,
             }
         )
-        for s in corpus.sections[::4]
+        for s in corpus.sections[::10]
     ]
     (directory / "small.jsonl").write_text("\n".join(lines) + "\n")
     return directory
