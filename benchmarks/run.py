@@ -42,6 +42,16 @@ def workload(data: Path, count: int = 2000) -> list[str]:
     return texts[:count]
 
 
+def by_language(data: Path, count: int = 500) -> dict[str, list[str]]:
+    """Up to `count` section texts of each language of the corpus."""
+    grouped: dict[str, list[str]] = {}
+    for section in load_corpus(data).sections:
+        grouped.setdefault(section.lang, []).append(section.full_text)
+    for texts in grouped.values():
+        random.Random(7).shuffle(texts)
+    return {language: texts[:count] for language, texts in grouped.items()}
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -185,6 +195,15 @@ def summarize(report: dict[str, Any]) -> dict[str, float]:
         )
         ratios["p99_single_c32_vs_mlserver_best"] = single["p99_ms"] / best["single"]["p99_ms"]
         report["mlserver_best"] = best["config"]
+        best_batch = max(r["batch"]["sections_per_s"] for r in report["mlserver"])
+        ratios["batch64_vs_mlserver_best_batch"] = (
+            find(ours, "batch")["sections_per_s"] / best_batch
+        )
+    languages = report["in_process"].get("by_language", {})
+    for code, rates in languages.items():
+        if code != "en" and "en" in languages:
+            english = languages["en"]["sections_per_s"]
+            ratios[f"in_process_{code}_vs_en_per_section"] = rates["sections_per_s"] / english
     if report.get("micro_batching_off"):
         off = find(report["micro_batching_off"]["runs"], "single", 32)
         ratios["micro_batching_on_vs_off"] = single["sections_per_s"] / off["sections_per_s"]
@@ -226,6 +245,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"| batches of 64, 1 process | {limits['batch64_1proc']:.0f} |",
         f"| one text per call, {limits['cores']} processes | {limits['single_all_cores']:.0f} |",
         f"| batches of 64, {limits['cores']} processes | {limits['batch64_all_cores']:.0f} |",
+        "",
+        "| language (in process, batches of 64, 1 process) | sections/s | words/s |",
+        "|---|---|---|",
+        *[
+            f"| {code} | {r['sections_per_s']:.0f} | {r['words_per_s']:.0f} |"
+            for code, r in limits["by_language"].items()
+        ],
         "",
         "| ratio | value |",
         "|---|---|",
@@ -276,7 +302,9 @@ def main() -> int:
         print("bench: ClassifyDocument on a 1,000-word HTML page", file=sys.stderr)
         report["documents"] = documents.measure(args.model, args.data, args.duration)
         print("bench: in-process limit", file=sys.stderr)
-        report["in_process"] = inprocess.measure(args.model, texts, args.duration / 2)
+        report["in_process"] = inprocess.measure(
+            args.model, texts, args.duration / 2, by_language(args.data)
+        )
         if not args.skip_mlserver:
             print("bench: MLServer", file=sys.stderr)
             report["mlserver"] = bench_mlserver(args.model, texts_file, args)

@@ -283,3 +283,18 @@ def test_every_language_file_names_its_live_blog_time_stamp() -> None:
         data = taxonomy.language_data[code]
         assert data["live_blog_timestamp"], code
         assert data["boilerplate"], code
+
+
+def test_the_language_is_read_from_the_opening_of_a_long_section() -> None:
+    """Only the sample is read: a section that opens in English for longer than the
+    sample and then turns French is English; cut shorter, the French part decides."""
+    english = PARAGRAPH
+    while len(english) < language.SAMPLE_CHARS:
+        english += " " + PARAGRAPH
+    french = " ".join(
+        ["Des drones russes ont frappé le port d'Odessa cette nuit, selon les autorités."] * 20
+    )
+    assert language.sample(english + " " + french).startswith(english[:100])
+    assert len(language.sample(english + " " + french)) <= language.SAMPLE_CHARS
+    assert language.detect(english + " " + french) == "en"
+    assert language.detect(PARAGRAPH[:200] + " " + french) == "fr"
