@@ -131,12 +131,15 @@ def to_json(message: Any) -> str:
 
 
 def format_section(index: int, section: pb.SectionResult) -> str:
-    """One readable row: heading, primary topic, topics with scores, stances."""
+    """One readable row: heading, primary topic, topics with scores, stances (or why
+    the section was not read)."""
     scores = {s.label: s.score for s in section.topic_scores}
     topics = ", ".join(f"{t} {scores[t]:.2f}" for t in section.topics) or "-"
     stances = ", ".join(
         f"{s.actor}: {s.stance} ({max(x.score for x in s.scores):.2f})" for s in section.stances
     )
+    if section.unsupported_language:
+        stances = f"not read: the model has no {section.language} data"
     heading = (section.heading or "(no heading)")[:48]
     return f"{index:>2}  {heading:<48}  {section.primary_topic:<10}  {topics:<28}  {stances or '-'}"
 

@@ -36,6 +36,16 @@ def test_classify_prints_one_row_per_section(server: ServerProcess) -> None:
     assert "Drones Hit the Power Grid in Odesa" in rows[1] and "strikes" in rows[1]
 
 
+def test_a_section_in_a_language_without_data_says_why_it_was_not_read(
+    server: ServerProcess,
+) -> None:
+    polish = REPO / "training" / "examples" / "polish" / "article.txt"
+    done = run_cli("classify", str(polish), "--target", server.target)
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.strip().splitlines()[1:]
+    assert rows and all("not read: the model has no pl data" in row for row in rows)
+
+
 def test_classify_json_from_stdin(server: ServerProcess) -> None:
     done = run_cli("classify", "-", "--json", "--target", server.target, stdin=ARTICLE.read_text())
     assert done.returncode == 0, done.stderr
