@@ -41,19 +41,27 @@ class Budget:
         return self.process + self.workers * self.per_worker
 
     def fits(self) -> int:
-        """How many workers the limit holds (at least 0)."""
-        return max(0, (self.limit - self.process) // self.per_worker)
+        """How many workers the limit holds: 0, 1 (served in the process itself), or
+        as many forks as fit beside the supervisor."""
+        if self.per_worker > self.limit:
+            return 0
+        return max(1, (self.limit - self.process) // self.per_worker)
 
     def problem(self) -> str | None:
         """None when the workers fit; else what to change, in one sentence."""
         if self.needed <= self.limit:
             return None
+        fits = self.fits()
+        change = (
+            f"set --workers (TOPICSTANCE_WORKERS) to at most {fits} or raise the limit"
+            if fits
+            else f"raise the limit to at least {self.per_worker // MIB + 1} MiB"
+        )
         return (
             f"the memory limit ({self.limit // MIB} MiB) is too low for {self.workers} workers: "
             f"each needs about {self.per_worker // MIB} MiB with this model "
             f"({self.process // MIB} MiB once loaded, plus {BATCH_HEADROOM_BYTES // MIB} MiB "
-            f"for batches), {self.needed // MIB} MiB in all with the supervisor; set "
-            f"--workers (TOPICSTANCE_WORKERS) to at most {self.fits()} or raise the limit"
+            f"for batches), {self.needed // MIB} MiB in all with the supervisor; {change}"
         )
 
 

@@ -254,3 +254,8 @@ def test_too_many_workers_for_the_memory_limit_is_said_at_start(tmp_path: Path) 
     problem = memory.Budget(512 * memory.MIB, loaded, 4).problem()
     assert problem is not None
     assert "too low for 4 workers" in problem and "at most 1" in problem
+    # One worker serves in the process itself: 200 MiB + 48 MiB fits in 256 MiB.
+    assert memory.Budget(256 * memory.MIB, loaded, 1).problem() is None
+    assert memory.Budget(256 * memory.MIB, loaded, 2).fits() == 1
+    problem = memory.Budget(200 * memory.MIB, loaded, 1).problem()
+    assert problem is not None and "raise the limit to at least 249 MiB" in problem

@@ -166,32 +166,35 @@ def char_wb_grams(word: str, ngram_range: tuple[int, int]) -> list[str]:
     return grams
 
 
-class SentenceWordGrams:
-    """Analyzer: word n-grams that never cross a sentence boundary, so a section's
-    n-grams are exactly those of its sentences (which the sentence stacker scores)."""
+class _SentenceGrams:
+    """Analyzer base: the n-grams of each sentence in turn, none across a boundary, so
+    a section's n-grams are exactly those of its sentences (which the sentence stacker
+    scores)."""
 
     def __init__(self, ngram_range: tuple[int, int]) -> None:
         self.ngram_range = ngram_range
 
     def __call__(self, text: str) -> list[str]:
-        return [
-            gram
-            for sentence in sentences_of(text)
-            for gram in word_grams(_WORD.findall(sentence.lower()), self.ngram_range)
-        ]
+        return [gram for sentence in sentences_of(text) for gram in self.grams(sentence)]
+
+    def grams(self, sentence: str) -> list[str]:
+        raise NotImplementedError
 
 
-class SentenceCharGrams:
+class SentenceWordGrams(_SentenceGrams):
+    """Analyzer: word n-grams within sentences."""
+
+    def grams(self, sentence: str) -> list[str]:
+        return word_grams(_WORD.findall(sentence.lower()), self.ngram_range)
+
+
+class SentenceCharGrams(_SentenceGrams):
     """Analyzer: `char_wb` n-grams of the words of each sentence (sentence boundaries
     drop the closing marks after a full stop, as `sentence_spans` does)."""
 
-    def __init__(self, ngram_range: tuple[int, int]) -> None:
-        self.ngram_range = ngram_range
-
-    def __call__(self, text: str) -> list[str]:
+    def grams(self, sentence: str) -> list[str]:
         return [
             gram
-            for sentence in sentences_of(text)
             for word in sentence.lower().split()
             for gram in char_wb_grams(word, self.ngram_range)
         ]
