@@ -35,7 +35,7 @@ $(MODEL)/CURRENT: $(MODEL_INPUTS) | $(STAMP)
 
 ## serve: serve on port 50051 (TOPICSTANCE_* variables pass through)
 serve: $(STAMP) $(MODEL_READY)
-	TOPICSTANCE_MODEL=$(MODEL) $(BIN)/topicstance-server
+	TOPICSTANCE_MODEL=$(MODEL) exec $(BIN)/topicstance-server
 
 ## test: lint, types, proto lint, breaking changes and freshness, data validation, unit and integration tests
 test: $(STAMP) $(NODE_STAMP) lint typecheck
@@ -65,7 +65,7 @@ train: $(STAMP)
 bench: $(STAMP) models/default/CURRENT
 	$(BIN)/python -m benchmarks.run --model models/default
 
-## failover-test: 3 replicas behind haproxy under load; SIGKILL, SIGTERM, a worker killed: 0 failed calls (about 3 minutes)
+## failover-test: 3 replicas behind haproxy under load; SIGKILL, SIGTERM, a worker killed: 0 failed calls (about 4 minutes)
 failover-test: $(STAMP) $(MODEL_READY)
 	$(BIN)/python -m benchmarks.failover --model $(MODEL)
 

@@ -17,7 +17,7 @@ UNLIMITED = 1 << 60  # cgroup v1 reports "no limit" as a huge number
 MIB = 1024 * 1024
 # What a worker adds to the loaded model under load: gRPC buffers, the largest
 # batches' arrays (kept by the allocator), the asyncio server. Measured at about
-# 22 MiB per worker in the 5-minute soak (docs/operations.md); twice that, for margin.
+# 32 MiB per worker in the 5-minute soak (docs/operations.md); 1.5 times that, for margin.
 BATCH_HEADROOM_BYTES = 48 * MIB
 
 

@@ -49,7 +49,7 @@ DOCUMENT_THREADS = 2
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: RequestError) -> NoReturn:
-    await context.abort_with_status(error.to_status())
+    await context.abort_with_status(error.to_status(tuple(context.trailing_metadata() or ())))
     raise AssertionError("abort_with_status returns only by raising")
 
 

@@ -9,7 +9,8 @@ RESOURCE_EXHAUSTED, instead of gRPC's default INTERNAL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -28,7 +29,9 @@ class RequestError(Exception):
         super().__init__(f"{field}: {description}")
         self.code, self.field, self.description = code, field, description
 
-    def to_status(self) -> grpc.Status:
+    def to_status(self, trailing: Sequence[tuple[str, str | bytes]] = ()) -> grpc.Status:
+        """The status, its BadRequest detail, and `trailing` metadata the call already
+        set (the request id): aborting replaces whatever was set before."""
         detail = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
@@ -38,8 +41,15 @@ class RequestError(Exception):
         )
         status = status_pb2.Status(code=getattr(code_pb2, self.code.name), message=str(self))
         status.details.add().Pack(detail)
-        converted: grpc.Status = rpc_status.to_status(status)
-        return converted
+        converted = rpc_status.to_status(status)
+        return _Status(converted.code, converted.details, (*trailing, *converted.trailing_metadata))
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
 class Limits:

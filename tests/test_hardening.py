@@ -388,6 +388,16 @@ def test_metrics_count_calls_sections_and_predictions(
     assert samples["topicstance_model_load_seconds{}"] >= 0
 
 
+def rejected_call(stub: Any, request: Any, request_id: str) -> grpc.Call:
+    """The call object of a request the server rejects."""
+    try:
+        stub.ClassifyText(request, metadata=(("x-request-id", request_id),))
+    except grpc.RpcError as error:
+        assert isinstance(error, grpc.Call)
+        return error
+    raise AssertionError("the request was not rejected")
+
+
 def test_logs_one_json_line_per_call_with_the_request_id_and_no_text(
     limited: ServerProcess,
 ) -> None:
@@ -397,7 +407,11 @@ def test_logs_one_json_line_per_call_with_the_request_id_and_no_text(
             pb.ClassifyTextRequest(text="A secret sentence about Kyiv and its drones."),
             metadata=(("x-request-id", "req-42"),),
         )
+        rejected = rejected_call(stub, pb.ClassifyTextRequest(text=""), "req-43")
     assert ("x-request-id", "req-42") in call.trailing_metadata()
+    # A rejected call keeps its request id too, beside the error details.
+    assert rejected.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("x-request-id", "req-43") in [(k, v) for k, v in rejected.trailing_metadata()]
     assert wait_until(lambda: any(e.get("request_id") == "req-42" for e in limited.events("rpc")))
     entry = next(e for e in limited.events("rpc") if e.get("request_id") == "req-42")
     assert (entry["method"], entry["code"], entry["level"]) == ("ClassifyText", "OK", "debug")
