@@ -55,7 +55,7 @@ def make_serve_plan(model: Path) -> str:
 def test_make_serve_serves_an_artifact_directory_as_it_is(model_dir: Path) -> None:
     plan = make_serve_plan(model_dir)
     assert "train.py" not in plan
-    assert f"TOPICSTANCE_MODEL={model_dir} .venv/bin/topicstance-server" in plan
+    assert f"TOPICSTANCE_MODEL={model_dir} exec .venv/bin/topicstance-server" in plan
 
 
 def test_make_serve_builds_a_missing_model_for_serving_only(tmp_path: Path) -> None:
