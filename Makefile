@@ -7,10 +7,12 @@ NODE_STAMP := node_modules/.installed
 DATA := training/data
 MODEL ?= $(or $(TOPICSTANCE_MODEL),models/default)
 PROTO := proto/topicstance/v1/topicstance.proto
-# The last released proto: `make test` refuses changes that would break its clients.
+# The last released proto, kept as a buf image in the repo (a clone need not carry
+# tags): `make test` refuses changes that would break its clients.
 RELEASED := v0.1.0
+RELEASED_IMAGE := proto/released/$(RELEASED).json
 
-.PHONY: serve test lint typecheck proto train bench failover-test container-test clean
+.PHONY: serve test lint typecheck proto proto-release train bench failover-test container-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +43,7 @@ serve: $(STAMP) $(MODEL_READY)
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
-	node_modules/.bin/buf breaking --against '.git#tag=$(RELEASED)'
+	node_modules/.bin/buf breaking --against $(RELEASED_IMAGE)
 	$(BIN)/python -m training.dataset check $(DATA)
 	$(BIN)/python -m training.dataset check training/stress --config $(DATA)/taxonomy.toml
 	$(BIN)/pytest
@@ -56,6 +58,10 @@ typecheck: $(STAMP)
 ## proto: regenerate the Python stubs from the .proto (never edit them by hand)
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO)
+
+## proto-release: after tagging a release (set RELEASED), keep its proto as the image `make test` checks against
+proto-release: $(NODE_STAMP)
+	node_modules/.bin/buf build '.git#tag=$(RELEASED)' --exclude-source-info -o $(RELEASED_IMAGE)
 
 ## train: retrain the default model and write its report (held-out split and the stress set)
 train: $(STAMP)
