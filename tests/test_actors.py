@@ -106,3 +106,32 @@ def test_russian_forms_and_what_is_not_a_mention(matcher: ActorMatcher) -> None:
 def test_a_stem_takes_only_a_short_ending() -> None:
     stems = ActorMatcher({"a": ActorAliases(("Трамп*",))})
     assert [m.text for m in stems.find("Трампом, Трамп і Трамплінами")] == ["Трампом", "Трамп"]
+
+
+def test_a_name_after_another_given_name_is_someone_elses(matcher: ActorMatcher) -> None:
+    text = (
+        "Баскетболист Рики Рубио набрал 20 очков, а госсекретарь Марко Рубио промолчал. "
+        "Позже Рубио позвонил в Киев. Глава МИД России Лавров и актриса Анна Лаврова."
+    )
+    assert found(matcher, text) == [
+        ("united_states", "Рубио"),
+        ("united_states", "Рубио"),
+        ("ukraine", "Киев"),
+        ("russia", "России"),
+        ("russia", "Лавров"),
+    ]
+
+
+def test_a_name_alone_in_guillemets_names_a_thing(matcher: ActorMatcher) -> None:
+    text = "Ледокол «Ермак» вышел из порта; «Ермак заявил о переговорах», пишет издание."
+    assert found(matcher, text) == [("ukraine", "Ермак")]
+
+
+def test_the_name_guard_needs_its_data() -> None:
+    plain = ActorMatcher({"a": ActorAliases(("Рубио",))})
+    guarded = ActorMatcher(
+        {"a": ActorAliases(("Рубио",), names=("Рубио",), name_openers=("Марко",))}
+    )
+    text = "Игрок Рики Рубио и политик Марко Рубио."
+    assert [m.text for m in plain.find(text)] == ["Рубио", "Рубио"]
+    assert [m.start for m in guarded.find(text)] == [text.rindex("Рубио")]

@@ -23,10 +23,29 @@ class Mention:
 
 @dataclass(frozen=True)
 class ActorAliases:
-    """The alias list of one actor, and phrases that hide those aliases."""
+    """The alias list of one actor, phrases that hide those aliases, and the guard of
+    aliases that are also other people's or things' names.
+
+    `names` are aliases that may be part of someone else's name ("Рики Рубио"): inside
+    a sentence, a capitalised word right before one makes it another name, unless that
+    word is one of `name_openers` (the person's given names, titles written with a
+    capital) or an alias itself. A name alone inside a pair of `name_quotes` ("«»") is
+    the name of a ship, a film or a firm.
+    """
 
     aliases: tuple[str, ...]
     exclude: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    name_openers: tuple[str, ...] = ()
+    name_quotes: tuple[str, ...] = ()
+
+
+# The keys of an actor's table that hold lists of words (see ActorAliases).
+ACTOR_LISTS = ("aliases", "exclude", "names", "name_openers", "name_quotes")
+# What ends a sentence: a capitalised word after it opens the sentence, not a name.
+SENTENCE_END = ".!?…:;\n\"«»“”„'(—–-"
+LOOK_BACK = 48
+PREVIOUS_WORD = re.compile(r"([^\W\d_][\w'’-]*)[^\S\n]+$")
 
 
 def _is_acronym(alias: str) -> bool:
@@ -80,16 +99,19 @@ class ActorMatcher:
         self._excludes = compile_phrases(
             phrase for spec in actors.values() for phrase in spec.exclude
         )
+        self._names = {name: compile_phrases(spec.names) for name, spec in actors.items()}
+        self._openers = {name: compile_phrases(spec.name_openers) for name, spec in actors.items()}
+        self._quotes = {
+            name: {pair[0]: pair[1:] for pair in spec.name_quotes if len(pair) == 2}
+            for name, spec in actors.items()
+        }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Mapping[str, Sequence[str]]]) -> ActorMatcher:
         """Build from the `[actors.NAME]` tables of a taxonomy file."""
         return cls(
             {
-                name: ActorAliases(
-                    aliases=tuple(spec.get("aliases", ())),
-                    exclude=tuple(spec.get("exclude", ())),
-                )
+                name: ActorAliases(**{key: tuple(spec.get(key, ())) for key in ACTOR_LISTS})
                 for name, spec in config.items()
             }
         )
@@ -105,6 +127,7 @@ class ActorMatcher:
             if not _overlaps_any(match.start(), match.end(), hidden)
         ]
         candidates.sort(key=lambda m: (m.start, -(m.end - m.start)))
+        candidates = [m for m in candidates if not self._someone_elses(m, text, candidates)]
         mentions: list[Mention] = []
         for mention in candidates:
             if mentions and mention.start < mentions[-1].end:
@@ -116,10 +139,35 @@ class ActorMatcher:
         """The actors mentioned, in order of first mention."""
         return list(dict.fromkeys(m.actor for m in self.find(text)))
 
+    def _someone_elses(self, mention: Mention, text: str, candidates: Sequence[Mention]) -> bool:
+        """Whether a name alias here names another person or a thing (ActorAliases)."""
+        names = self._names.get(mention.actor)
+        if names is None or names.fullmatch(mention.text) is None:
+            return False
+        closing = self._quotes[mention.actor].get(text[mention.start - 1 : mention.start])
+        if closing is not None and text.startswith(closing, mention.end):
+            return True
+        window = max(0, mention.start - LOOK_BACK)
+        previous = PREVIOUS_WORD.search(text, window, mention.start)
+        if previous is None or not _is_capitalised(previous.group(1)):
+            return False
+        before = text[window : previous.start()].rstrip(" \t\u00a0")
+        if previous.start() == 0 or (before and before[-1] in SENTENCE_END):
+            return False
+        openers = self._openers[mention.actor]
+        if openers is not None and openers.fullmatch(previous.group(1)):
+            return False
+        return not any(m.start <= previous.start() < m.end for m in candidates)
+
     def _hidden_spans(self, text: str) -> list[tuple[int, int]]:
         if self._excludes is None:
             return []
         return [(m.start(), m.end()) for m in self._excludes.finditer(text)]
+
+
+def _is_capitalised(word: str) -> bool:
+    """A capital then a lower-case letter: a name or a title, not an acronym (США)."""
+    return len(word) > 1 and word[0].isupper() and word[1].islower()
 
 
 def _overlaps_any(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from topicstance.actors import ActorMatcher
+from topicstance.actors import ACTOR_LISTS, ActorMatcher
 from topicstance.documents.rules import TABLES, pattern_problems
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -212,10 +212,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         topics=tuple(config["topics"]),
         none_topic=config["none_topic"],
         stances=tuple(config["stances"]),
-        actors={
-            name: {"aliases": list(spec["aliases"]), "exclude": list(spec.get("exclude", []))}
-            for name, spec in merged["actors"].items()
-        },
+        actors=merged["actors"],
         source_sha256=digest(raw),
         neutral_stance=config.get("neutral_stance"),
         stance_cues=merged["stance_cues"],
@@ -242,7 +239,7 @@ def _with_languages(
     whose words are in the taxonomy itself), the languages' names and boilerplate
     patterns, and a hash over all of them."""
     actors = {
-        name: {"aliases": list(spec.get("aliases", [])), "exclude": list(spec.get("exclude", []))}
+        name: {key: list(spec.get(key, [])) for key in ACTOR_LISTS}
         for name, spec in config.get("actors", {}).items()
         if isinstance(spec, dict)
     }
@@ -267,7 +264,7 @@ def _with_languages(
             if name not in actors or not isinstance(spec, dict):
                 problems.append(f"{language_path}: actors.{name}: not an actor of {path.name}")
                 continue
-            for key in ("aliases", "exclude"):
+            for key in ACTOR_LISTS:
                 actors[name][key] += list(spec.get(key, []))
         for key, label_set in LANGUAGE_LISTS.items():
             labels = config.get(label_set, [])
