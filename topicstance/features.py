@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
 from typing import Any
@@ -73,39 +73,72 @@ class Tokens:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class SectionWords:
+    """A section with every actor mention masked and tokenized, once for all its
+    actors: the two mask words have the same length, so an actor's own tokens differ
+    from another actor's only at the mentions."""
+
+    words: tuple[str, ...]
+    sentence_of: tuple[int, ...]
+    # Word index of each masked mention -> the mention's span in the text.
+    mention_at: tuple[tuple[int, Span], ...]
+
+    @classmethod
+    def of(cls, text: str, mentions: Sequence[Span]) -> SectionWords:
+        pieces: list[str] = []
+        starts: dict[int, Span] = {}
+        cursor = length = 0
+        for start, end in sorted(mentions):
+            piece = text[cursor:start].lower()  # lower-casing may change a piece's length
+            pieces.extend((piece, f" {ACTOR_TOKEN} "))
+            starts[length + len(piece) + 1] = (start, end)
+            length += len(piece) + len(ACTOR_TOKEN) + 2
+            cursor = end
+        pieces.append(text[cursor:].lower())
+        masked = "".join(pieces)
+        words: list[str] = []
+        sentence_of: list[int] = []
+        mention_at: list[tuple[int, Span]] = []
+        for index, (start, end) in enumerate(sentence_spans(masked)):
+            for match in _WORD.finditer(masked, start, end):
+                if match.start() in starts:
+                    mention_at.append((len(words), starts[match.start()]))
+                words.append(match.group())
+                sentence_of.append(index)
+        return cls(tuple(words), tuple(sentence_of), tuple(mention_at))
+
+    def tokens(self, own: Sequence[Span]) -> Tokens:
+        """The section as one actor sees it: its mentions ACTOR_TOKEN, others OTHER_TOKEN."""
+        mine = set(own)
+        words = list(self.words)
+        own_words = []
+        for index, span in self.mention_at:
+            if span in mine:
+                own_words.append(index)
+            else:
+                words[index] = OTHER_TOKEN
+        return Tokens(tuple(words), self.sentence_of, tuple(own_words))
+
+
 @dataclass(frozen=True)
 class StanceInput:
     """One actor in one section: the section text, where the actors are, and the spans
-    the actor is quoted saying (its own direct quotes)."""
+    the actor is quoted saying (its own direct quotes). `words` is the section's
+    tokenization, shared by its actors (made here when not given)."""
 
     text: str
     actor: str
     own: tuple[Span, ...]
     others: tuple[Span, ...]
     quoted: tuple[Span, ...] = ()
+    words: SectionWords | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def tokens(self) -> Tokens:
         """Mask the mentions (own: ACTOR_TOKEN, others: OTHER_TOKEN), then tokenize."""
-        marks = sorted(
-            [(start, end, ACTOR_TOKEN) for start, end in self.own]
-            + [(start, end, OTHER_TOKEN) for start, end in self.others]
-        )
-        pieces: list[str] = []
-        cursor = 0
-        for start, end, token in marks:
-            pieces.extend((self.text[cursor:start], f" {token} "))
-            cursor = end
-        pieces.append(self.text[cursor:])
-        masked = "".join(pieces).lower()
-        words: list[str] = []
-        sentence_of: list[int] = []
-        for index, (start, end) in enumerate(sentence_spans(masked)):
-            found = _WORD.findall(masked, start, end)
-            words += found
-            sentence_of += [index] * len(found)
-        own = [i for i, word in enumerate(words) if word == ACTOR_TOKEN]
-        return Tokens(tuple(words), tuple(sentence_of), tuple(own))
+        words = self.words or SectionWords.of(self.text, self.own + self.others)
+        return words.tokens(self.own)
 
     def surfaces(self) -> list[str]:
         return [self.text[start:end] for start, end in self.own]
@@ -130,10 +163,12 @@ def stance_inputs(
     """One input per actor found, in order of first mention; `quoted` gives the spans
     each actor is quoted saying."""
     inputs = []
+    words = SectionWords.of(text, [(m.start, m.end) for m in mentions])
     for actor, own in group_by_actor(mentions).items():
         others = tuple((m.start, m.end) for m in mentions if m.actor != actor)
         spans = tuple((quoted or {}).get(actor, ()))
-        inputs.append(StanceInput(text, actor, tuple((m.start, m.end) for m in own), others, spans))
+        own_spans = tuple((m.start, m.end) for m in own)
+        inputs.append(StanceInput(text, actor, own_spans, others, spans, words))
     return inputs
 
 

@@ -9,8 +9,9 @@ best language has a probability under MIN_PROBABILITY, is not assigned one: a
 heading and a short sentence are too little to tell English from Estonian.
 
 Only the first SAMPLE_CHARS characters are read (cut at a space): the classifier's
-cost grows with the text, and on the 9,065 corpus sections a 400-character sample
-gave the same language as the whole section every time, at two thirds of the cost.
+cost grows with the text. On the corpus sections a 300-character sample gave the
+same language as the whole section every time (200 characters missed one), and the
+same answers on paragraphs in five other languages, at under half the cost.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 MIN_LETTERS = 30
 MIN_PROBABILITY = 0.5
-SAMPLE_CHARS = 400
+SAMPLE_CHARS = 300
 
 
 @cache
