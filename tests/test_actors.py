@@ -122,6 +122,13 @@ def test_a_name_after_another_given_name_is_someone_elses(matcher: ActorMatcher)
     ]
 
 
+def test_a_capitalised_word_that_may_open_a_sentence_is_no_given_name(
+    matcher: ActorMatcher,
+) -> None:
+    text = "💡 Поки Трамп мовчить. — Тем временем Рубио улетел; (Марко Рубио)"
+    assert [m.text for m in matcher.find(text)] == ["Трамп", "Рубио", "Рубио"]
+
+
 def test_a_name_alone_in_guillemets_names_a_thing(matcher: ActorMatcher) -> None:
     text = "Ледокол «Ермак» вышел из порта; «Ермак заявил о переговорах», пишет издание."
     assert found(matcher, text) == [("ukraine", "Ермак")]

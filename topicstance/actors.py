@@ -42,8 +42,10 @@ class ActorAliases:
 
 # The keys of an actor's table that hold lists of words (see ActorAliases).
 ACTOR_LISTS = ("aliases", "exclude", "names", "name_openers", "name_quotes")
-# What ends a sentence: a capitalised word after it opens the sentence, not a name.
-SENTENCE_END = ".!?…:;\n\"«»“”„'(—–-"
+# A capitalised word is inside a sentence only after a letter, a digit, a comma or an
+# opening bracket; after anything else (a full stop, a quote mark, a dash, a bullet, an
+# emoji, a line break) it may open the sentence, and is not taken for a given name.
+INSIDE_SENTENCE = ",("
 LOOK_BACK = 48
 PREVIOUS_WORD = re.compile(r"([^\W\d_][\w'’-]*)[^\S\n]+$")
 
@@ -152,7 +154,7 @@ class ActorMatcher:
         if previous is None or not _is_capitalised(previous.group(1)):
             return False
         before = text[window : previous.start()].rstrip(" \t\u00a0")
-        if previous.start() == 0 or (before and before[-1] in SENTENCE_END):
+        if not before or not (before[-1].isalnum() or before[-1] in INSIDE_SENTENCE):
             return False
         openers = self._openers[mention.actor]
         if openers is not None and openers.fullmatch(previous.group(1)):
