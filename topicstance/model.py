@@ -169,7 +169,8 @@ class StanceScores:
 @dataclass
 class QuoteHead:
     """Reads an actor's own quoted words and tells the speaker's posture: trained on
-    labeled quotes, so "we will exchange one territory for another" reads as an offer."""
+    labeled quotes, so "sign the truce and the restrictions are the first thing we look
+    at" reads as an offer, though no word of it is friendly."""
 
     pipeline: Any
     stances: tuple[str, ...]
