@@ -4,6 +4,7 @@ HTML limits, and properties of every offset."""
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 
 import pytest
@@ -23,6 +24,7 @@ from topicstance.documents import (
     Reader,
     detect_format,
     read_document,
+    rules,
 )
 from topicstance.documents.html import check_html
 from training.dataset import load_taxonomy
@@ -298,3 +300,20 @@ def test_the_language_is_read_from_the_opening_of_a_long_section() -> None:
     assert len(language.sample(english + " " + french)) <= language.SAMPLE_CHARS
     assert language.detect(english + " " + french) == "en"
     assert language.detect(PARAGRAPH[:200] + " " + french) == "fr"
+
+
+def test_shared_word_boundaries_match_as_the_patterns_do() -> None:
+    patterns = [
+        r"(?i)\b(?:we use cookies)\b",
+        r"(?i)\bapp store\b",
+        r"\bRead more\b",
+        r"(?i)©\s?\d{4}",
+    ]
+    shared = re.compile(rules._shared_boundaries(patterns))
+    lines = [
+        "We use cookies.", "The app store", "appstore", "Read more", "read more", "© 2026",
+        "xapp store", "Support: READ MORE here", "no furniture at all",
+    ]  # fmt: skip
+    for line in lines:
+        expected = any(re.search(pattern, line) for pattern in patterns)
+        assert bool(shared.search(line)) == expected, line
