@@ -142,3 +142,14 @@ def test_the_name_guard_needs_its_data() -> None:
     text = "Игрок Рики Рубио и политик Марко Рубио."
     assert [m.text for m in plain.find(text)] == ["Рубио", "Рубио"]
     assert [m.start for m in guarded.find(text)] == [text.rindex("Рубио")]
+
+
+def test_a_place_or_another_script_before_a_name_is_no_given_name(matcher: ActorMatcher) -> None:
+    sentences = {
+        "В Давосе Зеленский призвал к переговорам.": ["Зеленский"],
+        "В Эр-Рияде Рубио и Лавров говорили пять часов.": ["Рубио", "Лавров"],
+        "В интервью Fox News Трамп сказал это.": ["Трамп"],
+        "Після зустрічі з Ердоганом Зеленський заявив.": ["Зеленський"],
+    }
+    for text, names in sentences.items():
+        assert [m.text for m in matcher.find(text)] == names, text

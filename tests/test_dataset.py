@@ -149,3 +149,14 @@ def test_adding_a_section_moves_at_most_one_group() -> None:
     extra = Section(id="zz-new", text="New text.", heading="", topics=("strikes",), stances={})
     after = held_out_groups([*corpus.sections, extra], corpus.taxonomy)
     assert len(before ^ after) <= 2
+
+
+def test_the_name_guard_is_checked(tmp_path: Path) -> None:
+    copy_taxonomy(tmp_path)
+    ru = tmp_path / "languages" / "ru.toml"
+    text = ru.read_text(encoding="utf-8").replace('names = [\n  "Путин*"', 'names = [\n  "Путен*"')
+    ru.write_text(text.replace('quotes = ["«»"', 'quotes = ["«»»"'), encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_taxonomy(tmp_path / "taxonomy.toml")
+    assert "actors.russia.names: 'Путен*' is not one of its aliases" in str(caught.value)
+    assert "name_guard.quotes: '«»»'" in str(caught.value)

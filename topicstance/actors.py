@@ -7,6 +7,7 @@ model artifact, so this module knows no actor by name.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,8 +30,9 @@ class ActorAliases:
     `names` are aliases that may be part of someone else's name ("Рики Рубио"): inside
     a sentence, a capitalised word right before one makes it another name, unless that
     word is one of `name_openers` (the person's given names, titles written with a
-    capital) or an alias itself. A name alone inside a pair of `name_quotes` ("«»") is
-    the name of a ship, a film or a firm.
+    capital) or an alias itself, or it follows one of `name_prepositions` ("в Давосе
+    Зеленский": a place) or is written in another script ("Fox News Трамп"). A name
+    alone inside a pair of `name_quotes` ("«»") is the name of a ship, a film or a firm.
     """
 
     aliases: tuple[str, ...]
@@ -38,10 +40,11 @@ class ActorAliases:
     names: tuple[str, ...] = ()
     name_openers: tuple[str, ...] = ()
     name_quotes: tuple[str, ...] = ()
+    name_prepositions: tuple[str, ...] = ()
 
 
 # The keys of an actor's table that hold lists of words (see ActorAliases).
-ACTOR_LISTS = ("aliases", "exclude", "names", "name_openers", "name_quotes")
+ACTOR_LISTS = ("aliases", "exclude", "names", "name_openers", "name_quotes", "name_prepositions")
 # A capitalised word is inside a sentence only after a letter, a digit, a comma or an
 # opening bracket; after anything else (a full stop, a quote mark, a dash, a bullet, an
 # emoji, a line break) it may open the sentence, and is not taken for a given name.
@@ -103,6 +106,9 @@ class ActorMatcher:
         )
         self._names = {name: compile_phrases(spec.names) for name, spec in actors.items()}
         self._openers = {name: compile_phrases(spec.name_openers) for name, spec in actors.items()}
+        self._prepositions = {
+            name: frozenset(spec.name_prepositions) for name, spec in actors.items()
+        }
         self._quotes = {
             name: {pair[0]: pair[1:] for pair in spec.name_quotes if len(pair) == 2}
             for name, spec in actors.items()
@@ -159,12 +165,22 @@ class ActorMatcher:
         openers = self._openers[mention.actor]
         if openers is not None and openers.fullmatch(previous.group(1)):
             return False
+        if _script(previous.group(1)) != _script(mention.text):
+            return False
+        preposition = PREVIOUS_WORD.search(before + " ")
+        if preposition and preposition.group(1).lower() in self._prepositions[mention.actor]:
+            return False
         return not any(m.start <= previous.start() < m.end for m in candidates)
 
     def _hidden_spans(self, text: str) -> list[tuple[int, int]]:
         if self._excludes is None:
             return []
         return [(m.start(), m.end()) for m in self._excludes.finditer(text)]
+
+
+def _script(word: str) -> str:
+    """The script of a word's first letter ("LATIN", "CYRILLIC", ...)."""
+    return unicodedata.name(word[0], "").split(" ")[0]
 
 
 def _is_capitalised(word: str) -> bool:

@@ -206,6 +206,7 @@ def load_taxonomy(path: Path) -> Taxonomy:
         problems.append(f"{path}: languages: expected a non-empty list of ISO 639-1 codes")
         languages = ["en"]
     merged, digest = _with_languages(config, path, languages, problems)
+    problems += _name_guard_problems(merged["actors"], path)
     if problems:
         raise DataError(problems)
     return Taxonomy(
@@ -266,6 +267,7 @@ def _with_languages(
                 continue
             for key in ACTOR_LISTS:
                 actors[name][key] += list(spec.get(key, []))
+        _add_name_guard(actors, language.get("name_guard", {}))
         for key, label_set in LANGUAGE_LISTS.items():
             labels = config.get(label_set, [])
             problems += _word_lists(language, key, labels, language_path)
@@ -280,6 +282,29 @@ def _with_languages(
         return hasher.hexdigest()
 
     return {"actors": actors, **lists, "quotes": quotes, "languages": data}, digest
+
+
+def _name_guard_problems(actors: dict[str, dict[str, list[str]]], path: Path) -> list[str]:
+    """Every guarded name is one of the actor's aliases; every quote pair is two marks."""
+    problems = [
+        f"{path}: actors.{name}.names: {word!r} is not one of its aliases"
+        for name, spec in actors.items()
+        for word in spec["names"]
+        if word not in spec["aliases"]
+    ]
+    problems += [
+        f"{path}: name_guard.quotes: {pair!r}: expected an opening and a closing mark"
+        for pair in {pair for spec in actors.values() for pair in spec["name_quotes"]}
+        if len(pair) != 2
+    ]
+    return problems
+
+
+def _add_name_guard(actors: dict[str, dict[str, list[str]]], guard: Any) -> None:
+    """A language's `[name_guard]` (quote pairs, prepositions) holds for every actor."""
+    for spec in actors.values():
+        spec["name_quotes"] += list(guard.get("quotes", []))
+        spec["name_prepositions"] += list(guard.get("prepositions", []))
 
 
 def _add_quote_words(
