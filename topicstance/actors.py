@@ -110,8 +110,7 @@ class ActorMatcher:
             name: frozenset(spec.name_prepositions) for name, spec in actors.items()
         }
         self._quotes = {
-            name: {pair[0]: pair[1:] for pair in spec.name_quotes if len(pair) == 2}
-            for name, spec in actors.items()
+            name: {pair[0]: pair[1:] for pair in spec.name_quotes} for name, spec in actors.items()
         }
 
     @classmethod

@@ -76,8 +76,9 @@ class Tokens:
 @dataclass(frozen=True, eq=False)
 class SectionWords:
     """A section with every actor mention masked and tokenized, once for all its
-    actors: the two mask words have the same length, so an actor's own tokens differ
-    from another actor's only at the mentions."""
+    actors. Each actor's tokens are these with its own mentions ACTOR_TOKEN and the
+    others OTHER_TOKEN: the same tokens as masking per actor, since the two mask words
+    have the same length and neither splits a sentence or a word."""
 
     words: tuple[str, ...]
     sentence_of: tuple[int, ...]
