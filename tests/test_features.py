@@ -81,10 +81,12 @@ def test_union_and_linear_models_match_sklearn(bundle: ModelBundle) -> None:
     pipeline = bundle.stance_model.pipeline
     stance = inference.transform(pipeline[:-1], inputs)
     assert_same(stance, pipeline[:-1].transform(inputs))
-    classifier = pipeline[-1]
-    assert np.allclose(
-        inference.predict_proba(classifier, stance), classifier.predict_proba(stance)
-    )
+    bayes = bundle.stance_model.bayes
+    assert bayes is not None, "the default stance model has a naive Bayes view"
+    for classifier in (pipeline[-1], bayes):
+        assert np.allclose(
+            inference.predict_proba(classifier, stance), classifier.predict_proba(stance)
+        )
 
 
 def scores(prediction: SectionPrediction) -> list[float]:

@@ -146,23 +146,30 @@ def allowed_topics(
 
 
 def combine_stances(
-    section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray, combiner: Mapping[str, Any]
+    section: np.ndarray,
+    quote: np.ndarray,
+    has_quote: np.ndarray,
+    combiner: Mapping[str, Any],
+    bayes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Stance probabilities from the section view and, where the actor is quoted, the
-    view of its own quoted words: a multinomial logistic model fitted on out-of-fold
-    probabilities, so the quote weighs what the labels say it should."""
-    return softmax(
-        stance_inputs(section, quote, has_quote) @ combiner["coef"].T + combiner["intercept"]
-    )
+    """Stance probabilities from the section view (and the naive Bayes view of the same
+    features, if fitted) and, where the actor is quoted, the view of its own quoted
+    words: a multinomial logistic model fitted on out-of-fold probabilities, so each
+    view weighs what the labels say it should."""
+    inputs = stance_inputs(section, quote, has_quote, bayes)
+    return softmax(inputs @ combiner["coef"].T + combiner["intercept"])
 
 
-def stance_inputs(section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray) -> np.ndarray:
-    """The combiner's inputs: section log-probabilities, quote log-probabilities (zero
-    without a quote), and whether there is one."""
+def stance_inputs(
+    section: np.ndarray, quote: np.ndarray, has_quote: np.ndarray, bayes: np.ndarray | None = None
+) -> np.ndarray:
+    """The combiner's inputs: section log-probabilities, naive Bayes log-probabilities
+    (if given), quote log-probabilities (zero without a quote), and whether there is one."""
     flag = has_quote.astype(float)[:, None]
+    views = [section] if bayes is None else [section, bayes]
     return np.hstack(
         [
-            np.log(np.clip(section, _EPSILON, 1.0)),
+            *(np.log(np.clip(view, _EPSILON, 1.0)) for view in views),
             flag * np.log(np.clip(quote, _EPSILON, 1.0)),
             flag,
         ]

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from topicstance.features import CueCounts, _FastTfidf, sentences_of
@@ -176,13 +177,16 @@ def _scores(model: LogisticRegression, features: Any) -> np.ndarray:
 
 
 def predict_proba(classifier: Any, features: Any) -> np.ndarray:
-    """What `classifier.predict_proba(features)` returns, for the linear models we ship."""
+    """What `classifier.predict_proba(features)` returns, for the linear models we ship
+    (complement naive Bayes is one: its joint log-likelihood is a matrix product)."""
     if type(classifier) is LogisticRegression:
         scores = _scores(classifier, features)
         if scores.shape[1] == 1:
             positive = _sigmoid(scores[:, 0])
             return np.column_stack([1.0 - positive, positive])
         return _softmax(scores)
+    if type(classifier) is ComplementNB and len(classifier.classes_) > 1:
+        return _softmax(np.asarray(features @ _bayes_weights(classifier)))
     if type(classifier) is OneVsRestClassifier and classifier.multilabel_:
         stacked = _stacked_logistic(classifier)
         if stacked is not None:
@@ -195,6 +199,17 @@ def predict_proba(classifier: Any, features: Any) -> np.ndarray:
 _STACKED: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray] | None] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _bayes_weights(classifier: ComplementNB) -> np.ndarray:
+    """The naive Bayes log-probabilities as a row-major (features x classes) matrix, built
+    once: a sparse product with the transposed view would copy it on every call."""
+    if classifier not in _BAYES:
+        _BAYES[classifier] = np.ascontiguousarray(classifier.feature_log_prob_.T)
+    return _BAYES[classifier]
+
+
+_BAYES: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
 
 def _stacked_logistic(classifier: OneVsRestClassifier) -> tuple[np.ndarray, np.ndarray] | None:

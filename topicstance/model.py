@@ -164,6 +164,8 @@ class StanceScores:
     probs: np.ndarray
     section: np.ndarray
     features: Any
+    # The naive Bayes view of the same features (None without one).
+    bayes: np.ndarray | None = None
 
 
 @dataclass
@@ -194,6 +196,9 @@ class StanceModel:
     stances: tuple[str, ...]
     quotes: QuoteAttributor | None = None
     quote_head: QuoteHead | None = None
+    # A second, differently biased learner on the same features: its errors differ
+    # from the logistic head's, so the combiner gains from both.
+    bayes: Any | None = None
     combiner: dict[str, np.ndarray] | None = None
     quote_wins_at: float | None = None
     neutral: str | None = None
@@ -210,14 +215,15 @@ class StanceModel:
             empty = np.empty((0, len(self.stances)))
             return StanceScores(inputs, empty, empty, None)
         features = inference.transform(self.pipeline[:-1], flat)
-        section = self._probs(features)
+        section = self._probs(self.pipeline[-1], features)
+        bayes = None if self.bayes is None else self._probs(self.bayes, features)
         probs = section
         if self.combiner is not None:
             quote, has_quote = self.quote_view(flat)
-            probs = combine_stances(section, quote, has_quote, self.combiner)
+            probs = combine_stances(section, quote, has_quote, self.combiner, bayes)
             if self.quote_wins_at is not None:
                 probs = own_quote_wins(probs, quote, has_quote, self.quote_wins_at, self.polar)
-        return StanceScores(inputs, calibrate(probs, self.calibrator), section, features)
+        return StanceScores(inputs, calibrate(probs, self.calibrator), section, features, bayes)
 
     @property
     def polar(self) -> np.ndarray:
@@ -252,8 +258,9 @@ class StanceModel:
         has_quote[rows] = True
         return quote, has_quote
 
-    def _probs(self, features: Any) -> np.ndarray:
+    def _probs(self, classifier: Any, features: Any) -> np.ndarray:
+        """A classifier's probabilities in taxonomy order (both heads share the classes)."""
         if not self._order:
-            classes = list(self.pipeline[-1].classes_)
+            classes = list(classifier.classes_)
             self._order = [classes.index(s) for s in self.stances]
-        return inference.predict_proba(self.pipeline[-1], features)[:, self._order]
+        return inference.predict_proba(classifier, features)[:, self._order]

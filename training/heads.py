@@ -51,6 +51,7 @@ from training.pipelines import (
     TopicConfig,
     primary_classifier,
     quote_pipeline,
+    stance_bayes,
     stance_examples,
     stance_pipeline,
     topic_classifier,
@@ -337,24 +338,30 @@ def fit_stance_base(
     quotes = quote_attributor(taxonomy)
     inputs, labels, _ = stance_examples(sections, taxonomy.matcher(), quotes)
     with_quotes = any(item.quoted for item in inputs)
-    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed, with_quotes).fit(inputs, labels)
+    pipeline = stance_pipeline(config, taxonomy.stance_cues, seed, with_quotes)
+    features = pipeline[:-1].fit_transform(inputs, labels)
+    pipeline[-1].fit(features, labels)
+    bayes = stance_bayes(config)
     return StanceModel(
         pipeline,
         taxonomy.stances,
         quotes=quotes,
         quote_head=quote_head,
+        bayes=None if bayes is None else bayes.fit(features, labels),
         neutral=taxonomy.neutral_stance,
     )
 
 
 @dataclass
 class StanceViews:
-    """Per actor pair: the section view, the own-quote view, whether quoted, the gold."""
+    """Per actor pair: the section view, the own-quote view, whether quoted, the gold,
+    and the naive Bayes view (if the model has one)."""
 
     section: np.ndarray
     quote: np.ndarray
     has_quote: np.ndarray
     gold: np.ndarray
+    bayes: np.ndarray | None = None
 
 
 def stance_views(
@@ -372,7 +379,7 @@ def stance_views(
         dtype=int,
     )
     quote, has_quote = model.quote_view(flat)
-    return StanceViews(scores.section, quote, has_quote, gold)
+    return StanceViews(scores.section, quote, has_quote, gold, scores.bayes)
 
 
 def _fold_stances(
@@ -403,7 +410,7 @@ def fit_stance_rules(views: StanceViews, taxonomy: Taxonomy, seed: int) -> Stanc
     """The combiner of the section and own-quote views (with its out-of-fold
     probabilities), the own-quote rule's threshold (by out-of-fold macro-F1), then the
     calibrator."""
-    inputs = stance_inputs(views.section, views.quote, views.has_quote)
+    inputs = stance_inputs(views.section, views.quote, views.has_quote, views.bayes)
     model = LogisticRegression(C=COMBINER_C, max_iter=2000, random_state=seed)
     splitter = KFold(n_splits=STACKER_FOLDS, shuffle=True, random_state=seed)
     probs = cross_val_predict(model, inputs, views.gold, cv=splitter, method="predict_proba")
@@ -458,6 +465,7 @@ def cross_validate_stances(
         np.vstack([r.quote for r in results]),
         np.concatenate([r.has_quote for r in results]),
         np.concatenate([r.gold for r in results]),
+        None if results[0].bayes is None else np.vstack([r.bayes for r in results]),
     )
     rules = fit_stance_rules(views, taxonomy, seed)
     scores, start = [], 0

@@ -267,7 +267,9 @@ def render(metrics: dict[str, Any], manifest: dict[str, Any], plots: bool) -> st
         "",
         f"Own quotes: {rules.get('quoted_pairs', 0)} actor-section pairs of the training split "
         "quote the actor. The quote head (trained on labeled quotes) reads them; a combiner "
-        "fitted on out-of-fold scores weighs the two views, and a quote the head is at least "
+        "fitted on out-of-fold scores weighs it against the section's views (the logistic "
+        "head and, if configured, a naive Bayes view of the same features), and a quote the "
+        "head is at least "
         f"{rules.get('own_quote_wins_at', {}).get('chosen')} sure of wins (threshold by "
         f"out-of-fold macro-F1: {rules.get('own_quote_wins_at', {}).get('cv_macro_f1', {})}).",
         "",

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 
 from training.dataset import Section, Taxonomy
 from training.heads import cross_validate_stances, cross_validate_topics, summarize
-from training.pipelines import STANCE_PARTS, ClassifierConfig, StanceConfig, TopicConfig
+from training.pipelines import (
+    DEFAULT_STANCE,
+    STANCE_PARTS,
+    ClassifierConfig,
+    StanceConfig,
+    TopicConfig,
+)
 
 SEARCH_FOLDS = 3
 
@@ -38,6 +44,12 @@ STANCE_CANDIDATES = [
     StanceConfig(parts=STANCE_PARTS, window=1),
     StanceConfig(parts=STANCE_PARTS, classifier=ClassifierConfig("svc", 10.0)),
     StanceConfig(parts=STANCE_PARTS, classifier=ClassifierConfig("sgd", 10.0)),
+    *(
+        StanceConfig(
+            parts=DEFAULT_STANCE.parts, classifier=DEFAULT_STANCE.classifier, bayes_alpha=a
+        )
+        for a in (None, 0.01, 0.03, 0.1)
+    ),
 ]
 
 
@@ -51,7 +63,11 @@ def _describe_topic(config: TopicConfig) -> str:
 def _describe_stance(config: StanceConfig) -> str:
     c = config.classifier
     parts = "+".join(config.parts)
-    return f"{parts}; window={config.window}; {c.family} C={c.C:g}; class_weight={c.class_weight}"
+    bayes = "" if config.bayes_alpha is None else f" + naive Bayes alpha={config.bayes_alpha:g}"
+    return (
+        f"{parts}; window={config.window}; {c.family} C={c.C:g}; class_weight={c.class_weight}"
+        f"{bayes}"
+    )
 
 
 def search(
