@@ -186,7 +186,7 @@ def predict_proba(classifier: Any, features: Any) -> np.ndarray:
             return np.column_stack([1.0 - positive, positive])
         return _softmax(scores)
     if type(classifier) is ComplementNB and len(classifier.classes_) > 1:
-        return _softmax(np.asarray(features @ _bayes_weights(classifier)))
+        return _softmax(np.asarray(features @ classifier.feature_log_prob_.T))
     if type(classifier) is OneVsRestClassifier and classifier.multilabel_:
         stacked = _stacked_logistic(classifier)
         if stacked is not None:
@@ -199,17 +199,6 @@ def predict_proba(classifier: Any, features: Any) -> np.ndarray:
 _STACKED: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray] | None] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _bayes_weights(classifier: ComplementNB) -> np.ndarray:
-    """The naive Bayes log-probabilities as a row-major (features x classes) matrix, built
-    once: a sparse product with the transposed view would copy it on every call."""
-    if classifier not in _BAYES:
-        _BAYES[classifier] = np.ascontiguousarray(classifier.feature_log_prob_.T)
-    return _BAYES[classifier]
-
-
-_BAYES: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
 
 
 def _stacked_logistic(classifier: OneVsRestClassifier) -> tuple[np.ndarray, np.ndarray] | None:

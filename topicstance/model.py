@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.naive_bayes import ComplementNB
 
 from topicstance import inference
 from topicstance.actors import Mention
@@ -188,9 +189,10 @@ class QuoteHead:
 
 @dataclass
 class StanceModel:
-    """One stance classifier over masked contexts, serving every actor. Where an actor is
-    quoted, the quote head reads its own words; a combiner fitted on out-of-fold scores
-    weighs the two, and a confident own quote with a clear posture wins (the rules)."""
+    """One stance classifier over masked contexts, serving every actor, and a naive Bayes
+    view of the same features. Where an actor is quoted, the quote head reads its own
+    words; a combiner fitted on out-of-fold scores weighs the views, and a confident own
+    quote with a clear posture wins (the rules)."""
 
     pipeline: Any
     stances: tuple[str, ...]
@@ -198,7 +200,7 @@ class StanceModel:
     quote_head: QuoteHead | None = None
     # A second, differently biased learner on the same features: its errors differ
     # from the logistic head's, so the combiner gains from both.
-    bayes: Any | None = None
+    bayes: ComplementNB | None = None
     combiner: dict[str, np.ndarray] | None = None
     quote_wins_at: float | None = None
     neutral: str | None = None
@@ -213,7 +215,7 @@ class StanceModel:
         flat = [item for per_text in inputs for item in per_text]
         if not flat:
             empty = np.empty((0, len(self.stances)))
-            return StanceScores(inputs, empty, empty, None)
+            return StanceScores(inputs, empty, empty, None, None if self.bayes is None else empty)
         features = inference.transform(self.pipeline[:-1], flat)
         section = self._probs(self.pipeline[-1], features)
         bayes = None if self.bayes is None else self._probs(self.bayes, features)

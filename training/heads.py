@@ -16,6 +16,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+from sklearn.naive_bayes import ComplementNB
 
 from topicstance.actors import ActorMatcher
 from topicstance.decisions import (
@@ -342,14 +343,26 @@ def fit_stance_base(
     features = pipeline[:-1].fit_transform(inputs, labels)
     pipeline[-1].fit(features, labels)
     bayes = stance_bayes(config)
+    if bayes is not None:
+        lean(bayes.fit(features, labels))
+        if list(bayes.classes_) != list(pipeline[-1].classes_):
+            raise ValueError("the naive Bayes view and the logistic head disagree on classes")
     return StanceModel(
         pipeline,
         taxonomy.stances,
         quotes=quotes,
         quote_head=quote_head,
-        bayes=None if bayes is None else bayes.fit(features, labels),
+        bayes=bayes,
         neutral=taxonomy.neutral_stance,
     )
+
+
+def lean(bayes: ComplementNB) -> None:
+    """Keep only what prediction reads, laid out for it: the log-probabilities in column
+    order, so the sparse product with their transpose copies nothing, and without the
+    counts they came from (only `partial_fit` reads those; 20 MB of each worker)."""
+    bayes.feature_log_prob_ = np.asfortranarray(bayes.feature_log_prob_)
+    del bayes.feature_count_, bayes.feature_all_
 
 
 @dataclass
@@ -407,9 +420,9 @@ class StanceRules:
 
 
 def fit_stance_rules(views: StanceViews, taxonomy: Taxonomy, seed: int) -> StanceRules:
-    """The combiner of the section and own-quote views (with its out-of-fold
-    probabilities), the own-quote rule's threshold (by out-of-fold macro-F1), then the
-    calibrator."""
+    """The combiner of the section views (logistic, naive Bayes if any) and the own-quote
+    view (with its out-of-fold probabilities), the own-quote rule's threshold (by
+    out-of-fold macro-F1), then the calibrator."""
     inputs = stance_inputs(views.section, views.quote, views.has_quote, views.bayes)
     model = LogisticRegression(C=COMBINER_C, max_iter=2000, random_state=seed)
     splitter = KFold(n_splits=STACKER_FOLDS, shuffle=True, random_state=seed)
@@ -465,7 +478,7 @@ def cross_validate_stances(
         np.vstack([r.quote for r in results]),
         np.concatenate([r.has_quote for r in results]),
         np.concatenate([r.gold for r in results]),
-        None if results[0].bayes is None else np.vstack([r.bayes for r in results]),
+        None if config.bayes_alpha is None else np.vstack([r.bayes for r in results]),
     )
     rules = fit_stance_rules(views, taxonomy, seed)
     scores, start = [], 0

@@ -90,8 +90,9 @@ class StanceConfig:
 
 
 # The winners of the last `train.py --search` (see the model's report.md). The naive
-# Bayes view and its smoothing were chosen by 5-fold CV of the train split: stance
-# macro-F1 0.795 without it, 0.804 at alpha 0.01, 0.803 at 0.03, 0.803 at 0.1.
+# Bayes view and its smoothing were chosen later, by 5-fold CV of the train split with
+# the quote head (a one-off script, not `--search`): stance macro-F1 0.795 without it,
+# 0.804 at alpha 0.01, 0.803 at 0.03, 0.803 at 0.1.
 DEFAULT_TOPIC = TopicConfig(word_ngrams=(1, 3))
 DEFAULT_STANCE = StanceConfig(
     parts=tuple(part for part in STANCE_PARTS if part != "cues"),

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from topicstance.model import QuoteHead
 from training.dataset import Section, Taxonomy
 from training.heads import cross_validate_stances, cross_validate_topics, summarize
 from training.pipelines import (
-    DEFAULT_STANCE,
     STANCE_PARTS,
     ClassifierConfig,
     StanceConfig,
@@ -19,6 +19,8 @@ from training.pipelines import (
 )
 
 SEARCH_FOLDS = 3
+# The stance blocks the naive Bayes candidates are compared on (all but the cue counts).
+BAYES_PARTS = ("context", "section", "window", "facts", "actor_context", "quote")
 
 TOPIC_CANDIDATES = [
     TopicConfig(char_ngrams=None, classifier=ClassifierConfig("logreg", 10.0)),
@@ -45,9 +47,7 @@ STANCE_CANDIDATES = [
     StanceConfig(parts=STANCE_PARTS, classifier=ClassifierConfig("svc", 10.0)),
     StanceConfig(parts=STANCE_PARTS, classifier=ClassifierConfig("sgd", 10.0)),
     *(
-        StanceConfig(
-            parts=DEFAULT_STANCE.parts, classifier=DEFAULT_STANCE.classifier, bayes_alpha=a
-        )
+        StanceConfig(parts=BAYES_PARTS, classifier=ClassifierConfig("logreg", 30.0), bayes_alpha=a)
         for a in (None, 0.01, 0.03, 0.1)
     ),
 ]
@@ -71,9 +71,10 @@ def _describe_stance(config: StanceConfig) -> str:
 
 
 def search(
-    train: Sequence[Section], taxonomy: Taxonomy, seed: int
+    train: Sequence[Section], taxonomy: Taxonomy, seed: int, quote_head: QuoteHead | None = None
 ) -> tuple[TopicConfig, StanceConfig, list[str]]:
-    """The best topic and stance configurations, and a Markdown table of all results."""
+    """The best topic and stance configurations, and a Markdown table of all results
+    (stances scored with the quote head, as `train.py` fits them)."""
     lines = [
         f"{SEARCH_FOLDS}-fold cross-validation on the training split; the winner is in bold.",
         "",
@@ -88,7 +89,9 @@ def search(
     best_topic = max(topic_rows, key=lambda row: row[1] + row[2])[0]
     stance_rows = []
     for stance_config in STANCE_CANDIDATES:
-        _, folds = cross_validate_stances(train, taxonomy, stance_config, seed, SEARCH_FOLDS)
+        _, folds = cross_validate_stances(
+            train, taxonomy, stance_config, seed, SEARCH_FOLDS, quote_head=quote_head
+        )
         scores = summarize(folds, ["macro_f1", "f_avg"])
         stance_rows.append((stance_config, scores["macro_f1"]["mean"], scores["f_avg"]["mean"]))
     best_stance = max(stance_rows, key=lambda row: row[1])[0]

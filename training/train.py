@@ -245,18 +245,18 @@ def fit_and_score(
     full = not args.serving_only
     topic_config, stance_config = DEFAULT_TOPIC, DEFAULT_STANCE
     search_lines: list[str] = []
+    quote_head = fit_quote_head(corpus.quotes, taxonomy, args.seed) if corpus.quotes else None
     if args.search:
         from training.search import search
 
         topic_config, stance_config, search_lines = progress.step(
             "comparing model families by cross-validation",
-            lambda: search(train, taxonomy, args.seed),
+            lambda: search(train, taxonomy, args.seed, quote_head),
         )
     topic_rules, topic_folds = progress.step(
         f"cross-validating topics ({CV_FOLDS} folds)",
         lambda: cross_validate_topics(train, taxonomy, topic_config, args.seed),
     )
-    quote_head = fit_quote_head(corpus.quotes, taxonomy, args.seed) if corpus.quotes else None
     stance_rules, stance_folds = progress.step(
         f"cross-validating stances ({CV_FOLDS} folds)",
         lambda: cross_validate_stances(
