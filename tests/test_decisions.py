@@ -4,8 +4,18 @@ the primary topic, and the actor's own quote."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
-from topicstance.decisions import allowed_topics, calibrate, choose_primaries, own_quote_wins
+from topicstance.decisions import (
+    allowed_topics,
+    calibrate,
+    choose_primaries,
+    class_scores,
+    combine_stances,
+    own_quote_wins,
+    softmax,
+    stance_inputs,
+)
 from training.calibration import choose_topic_calibrator, ece
 
 
@@ -51,3 +61,19 @@ def test_a_confident_own_quote_that_takes_a_side_wins() -> None:
     assert decided.argmax(axis=1).tolist() == [0, 1, 1]  # neutral and unsure quotes do not win
     unquoted = own_quote_wins(section, quote, np.asarray([False, False, False]), 0.8, polar)
     assert np.array_equal(unquoted, section)
+
+
+def test_scores_of_a_two_class_combiner_give_both_classes_as_sklearn_does() -> None:
+    """A taxonomy with two stances gets a binary combiner: one row of weights, which
+    must still give one probability per stance, the same as scikit-learn's."""
+    rng = np.random.default_rng(3)
+    section, quote = rng.dirichlet([1, 1], 60), rng.dirichlet([1, 1], 60)
+    has_quote = rng.random(60) < 0.5
+    inputs = stance_inputs(section, quote, has_quote)
+    gold = (section[:, 1] + rng.normal(0, 0.2, 60) > 0.5).astype(int)
+    model = LogisticRegression().fit(inputs, gold)
+    combiner = {"coef": model.coef_, "intercept": model.intercept_}
+    probs = combine_stances(section, quote, has_quote, combiner)
+    assert probs.shape == (60, 2)
+    assert np.allclose(probs, model.predict_proba(inputs))
+    assert np.allclose(softmax(class_scores(inputs, model.coef_, model.intercept_)), probs)

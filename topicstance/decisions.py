@@ -30,6 +30,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
 
+def class_scores(inputs: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """A fitted logistic model's scores, one column per class, so that their softmax is
+    its `predict_proba`: with two classes scikit-learn keeps one row of weights (for the
+    second class), and the first class's score is 0."""
+    scores = np.asarray(inputs @ np.asarray(coef).T + intercept)
+    if scores.shape[1] == 1:
+        return np.hstack([np.zeros_like(scores), scores])
+    return scores
+
+
 @dataclass(frozen=True)
 class SentenceEvidence:
     """Per text and topic, what its sentences say.
@@ -128,7 +138,7 @@ def choose_primaries(scores: np.ndarray, labels: Sequence[str], allowed: np.ndar
 def primary_scores(inputs: np.ndarray, stacker: Mapping[str, Any]) -> np.ndarray:
     """The primary stacker's scores: a multinomial logistic model fitted on out-of-fold
     scores, one column per label of `stacker["labels"]`."""
-    return np.asarray(inputs @ stacker["coef"].T + stacker["intercept"])
+    return class_scores(inputs, stacker["coef"], stacker["intercept"])
 
 
 def allowed_topics(
@@ -157,7 +167,7 @@ def combine_stances(
     words: a multinomial logistic model fitted on out-of-fold probabilities, so each
     view weighs what the labels say it should."""
     inputs = stance_inputs(section, quote, has_quote, bayes)
-    return softmax(inputs @ combiner["coef"].T + combiner["intercept"])
+    return softmax(class_scores(inputs, combiner["coef"], combiner["intercept"]))
 
 
 def stance_inputs(
