@@ -23,6 +23,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from topicstance.decisions import class_scores, sigmoid, softmax
 from topicstance.features import CueCounts, _FastTfidf, sentences_of
 
 
@@ -163,35 +164,18 @@ def _assemble(raw: list[_Block], count: int) -> sp.csr_matrix:
     return matrix
 
 
-def _sigmoid(scores: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-scores)))
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
-
-
-def _scores(model: LogisticRegression, features: Any) -> np.ndarray:
-    return np.asarray(features @ model.coef_.T + model.intercept_)
-
-
 def predict_proba(classifier: Any, features: Any) -> np.ndarray:
     """What `classifier.predict_proba(features)` returns, for the linear models we ship
     (complement naive Bayes is one: its joint log-likelihood is a matrix product)."""
     if type(classifier) is LogisticRegression:
-        scores = _scores(classifier, features)
-        if scores.shape[1] == 1:
-            positive = _sigmoid(scores[:, 0])
-            return np.column_stack([1.0 - positive, positive])
-        return _softmax(scores)
+        return softmax(class_scores(features, classifier.coef_, classifier.intercept_))
     if type(classifier) is ComplementNB and len(classifier.classes_) > 1:
-        return _softmax(np.asarray(features @ classifier.feature_log_prob_.T))
+        return softmax(np.asarray(features @ classifier.feature_log_prob_.T))
     if type(classifier) is OneVsRestClassifier and classifier.multilabel_:
         stacked = _stacked_logistic(classifier)
         if stacked is not None:
             weights, intercepts = stacked
-            return _sigmoid(np.asarray(features @ weights + intercepts))
+            return sigmoid(np.asarray(features @ weights + intercepts))
     return np.asarray(classifier.predict_proba(features))
 
 

@@ -205,7 +205,6 @@ class StanceModel:
     quote_wins_at: float | None = None
     neutral: str | None = None
     calibrator: dict[str, Any] | None = None
-    _order: list[int] = field(default_factory=list, repr=False)
 
     def scores(self, texts: Sequence[str], mentions: Sequence[Sequence[Mention]]) -> StanceScores:
         inputs = [
@@ -261,8 +260,7 @@ class StanceModel:
         return quote, has_quote
 
     def _probs(self, classifier: Any, features: Any) -> np.ndarray:
-        """A classifier's probabilities in taxonomy order (both heads share the classes)."""
-        if not self._order:
-            classes = list(classifier.classes_)
-            self._order = [classes.index(s) for s in self.stances]
-        return inference.predict_proba(classifier, features)[:, self._order]
+        """A classifier's probabilities in taxonomy order (each head keeps its own)."""
+        classes = list(classifier.classes_)
+        order = [classes.index(stance) for stance in self.stances]
+        return inference.predict_proba(classifier, features)[:, order]
