@@ -20,25 +20,11 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from topicstance.actors import Mention, group_by_actor
+from topicstance.sentences import Span, sentence_spans
 
 ACTOR_TOKEN = "xactorx"
 OTHER_TOKEN = "xotherx"
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)]*\s+|\n+")
 _WORD = re.compile(r"(?u)\b\w\w+\b")
-
-Span = tuple[int, int]
-
-
-def sentence_spans(text: str) -> list[Span]:
-    """Sentence boundaries: after final punctuation and at line breaks."""
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        if match.start() > start:
-            spans.append((start, match.start()))
-        start = match.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,8 +31,9 @@ from topicstance.decisions import (
     stack_inputs,
     stacked_probs,
 )
-from topicstance.features import StanceInput, sentence_spans, stance_inputs
+from topicstance.features import StanceInput, stance_inputs
 from topicstance.quotes import QuoteAttributor, own_quotes
+from topicstance.sentences import sentence_spans
 
 SENTENCE_MIN_WORDS = 4
 

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from topicstance.actors import Mention
+from topicstance.sentences import boundaries
 
 # Opening mark -> closing marks. Straight double quotes pair with the next one.
 _PAIRS = {"“": '”"', "«": "»", "„": "“”", '"': '"'}
-_SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
 # How far an attribution may sit from its quote, in characters.
 ATTRIBUTION_REACH = 120
 
@@ -169,14 +169,12 @@ def _last_before(mentions: Sequence[Mention], start: int) -> str | None:
 
 def _clause_end(text: str, start: int) -> int:
     limit = min(len(text), start + ATTRIBUTION_REACH)
-    match = _SENTENCE_END.search(text, start, limit)
-    return match.start() if match else limit
+    return next((gap for gap, _ in boundaries(text, start, limit)), limit)
 
 
 def _clause_start(text: str, end: int) -> int:
     floor = max(0, end - ATTRIBUTION_REACH)
-    starts = [m.end() for m in _SENTENCE_END.finditer(text, floor, end)]
-    return starts[-1] if starts else floor
+    return max((gap for _, gap in boundaries(text, floor, end)), default=floor)
 
 
 def own_quotes(quotes: Sequence[Quote], actor: str) -> list[tuple[int, int]]:
