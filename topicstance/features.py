@@ -63,8 +63,8 @@ class Tokens:
 class SectionWords:
     """A section with every actor mention masked and tokenized, once for all its
     actors. Each actor's tokens are these with its own mentions ACTOR_TOKEN and the
-    others OTHER_TOKEN: the same tokens as masking per actor, since the two mask words
-    have the same length and neither splits a sentence or a word."""
+    others OTHER_TOKEN: the same tokens as masking per actor, since a mask word is one
+    word wherever it stands."""
 
     words: tuple[str, ...]
     sentence_of: tuple[int, ...]
@@ -73,26 +73,24 @@ class SectionWords:
 
     @classmethod
     def of(cls, text: str, mentions: Sequence[Span]) -> SectionWords:
-        pieces: list[str] = []
-        starts: dict[int, Span] = {}
-        cursor = length = 0
-        for start, end in sorted(mentions):
-            piece = text[cursor:start].lower()  # lower-casing may change a piece's length
-            pieces.extend((piece, f" {ACTOR_TOKEN} "))
-            starts[length + len(piece) + 1] = (start, end)
-            length += len(piece) + len(ACTOR_TOKEN) + 2
-            cursor = end
-        pieces.append(text[cursor:].lower())
-        masked = "".join(pieces)
+        """Cut sentences on the text as written (where case still tells a sentence's
+        start), then tokenize each, lower-cased, with every mention a mask word."""
         words: list[str] = []
         sentence_of: list[int] = []
         mention_at: list[tuple[int, Span]] = []
-        for index, (start, end) in enumerate(sentence_spans(masked)):
-            for match in _WORD.finditer(masked, start, end):
-                if match.start() in starts:
-                    mention_at.append((len(words), starts[match.start()]))
-                words.append(match.group())
-                sentence_of.append(index)
+        pending = sorted(mentions)
+        for index, (start, end) in enumerate(sentence_spans(text)):
+            cursor = start
+            while pending and pending[0][0] < end:
+                mention = pending.pop(0)
+                found = _WORD.findall(text[cursor : mention[0]].lower())
+                mention_at.append((len(words) + len(found), mention))
+                words.extend((*found, ACTOR_TOKEN))
+                sentence_of.extend([index] * (len(found) + 1))
+                cursor = max(cursor, mention[1])
+            found = _WORD.findall(text[cursor:end].lower())
+            words.extend(found)
+            sentence_of.extend([index] * len(found))
         return cls(tuple(words), tuple(sentence_of), tuple(mention_at))
 
     def tokens(self, own: Sequence[Span]) -> Tokens:
