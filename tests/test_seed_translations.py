@@ -1,9 +1,9 @@
 """Our own Ukrainian and Russian translations of the article the service was designed
 around find the four topics of the original, section by section.
 
-The model is known to put `us_policy` first in the fourth section of both translations
-(the minerals deal, where Washington drives the talks); docs/model.md lists it among the
-known misses, so the primary topic is held to three sections of four.
+The model is known to put `us_policy` first in the fourth section of the Ukrainian
+translation (the minerals deal, where Washington drives the talks); docs/model.md lists it
+among the known misses, so the primary topic is held to three sections of four.
 """
 
 from __future__ import annotations
