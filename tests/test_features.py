@@ -13,8 +13,10 @@ from tests.conftest import DATA
 from topicstance import inference
 from topicstance.bundle import ModelBundle, SectionPrediction, load_bundle
 from topicstance.features import (
+    ACTOR_TOKEN,
     CharNgramTfidf,
     FeatureListTfidf,
+    SectionWords,
     StanceInput,
     WordNgramTfidf,
     stance_inputs,
@@ -114,3 +116,10 @@ def test_batching_does_not_change_predictions(bundle: ModelBundle) -> None:
     assert [labels(p) for p in together] == [labels(p) for p in alone]
     for batched, single in zip(together, alone, strict=True):
         assert np.allclose(scores(batched), scores(single), rtol=0, atol=1e-12)
+
+
+def test_a_name_broken_across_lines_is_one_mask_word() -> None:
+    text = "Talks with the White\nHouse stalled. Kyiv waited."
+    words = SectionWords.of(text, [(15, 26), (text.find("Kyiv"), text.find("Kyiv") + 4)])
+    assert words.words == ("talks", "with", "the", ACTOR_TOKEN, "stalled", ACTOR_TOKEN, "waited")
+    assert [index for index, _ in words.mention_at] == [3, 5]

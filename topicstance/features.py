@@ -78,16 +78,20 @@ class SectionWords:
         words: list[str] = []
         sentence_of: list[int] = []
         mention_at: list[tuple[int, Span]] = []
-        pending = sorted(mentions)
+        ordered = sorted(mentions)
+        taken = masked_to = 0  # mentions consumed; where the last mention ends
         for index, (start, end) in enumerate(sentence_spans(text)):
-            cursor = start
-            while pending and pending[0][0] < end:
-                mention = pending.pop(0)
+            # A name broken across a line ("White\nHouse") is one mention, though the
+            # line break ends a sentence: the next sentence starts after it.
+            cursor = max(start, masked_to)
+            while taken < len(ordered) and ordered[taken][0] < end:
+                mention = ordered[taken]
+                taken += 1
                 found = _WORD.findall(text[cursor : mention[0]].lower())
                 mention_at.append((len(words) + len(found), mention))
                 words.extend((*found, ACTOR_TOKEN))
                 sentence_of.extend([index] * (len(found) + 1))
-                cursor = max(cursor, mention[1])
+                cursor = masked_to = max(cursor, mention[1])
             found = _WORD.findall(text[cursor:end].lower())
             words.extend(found)
             sentence_of.extend([index] * len(found))

@@ -178,14 +178,12 @@ class QuoteHead:
 
     pipeline: Any
     stances: tuple[str, ...]
-    _order: list[int] = field(default_factory=list, repr=False)
 
     def probs(self, quotes: Sequence[str]) -> np.ndarray:
-        if not self._order:
-            classes = list(self.pipeline[-1].classes_)
-            self._order = [classes.index(s) for s in self.stances]
+        classes = list(self.pipeline[-1].classes_)
+        order = [classes.index(stance) for stance in self.stances]
         features = inference.transform(self.pipeline[:-1], list(quotes))
-        return inference.predict_proba(self.pipeline[-1], features)[:, self._order]
+        return inference.predict_proba(self.pipeline[-1], features)[:, order]
 
 
 @dataclass

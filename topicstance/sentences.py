@@ -5,6 +5,11 @@ initials and dotted abbreviations in capitals ("the U.S. envoy", "J. D. Vance"),
 before a word in lower case ("12 тис. осіб", "at 8 a.m. local time"). Real wire copy
 is full of both, and a sentence cut there splits one statement into two votes. The
 rules are about letters and case, so they hold in every script we read.
+
+The cost: a sentence that really ends in dotted capitals ("talks with the U.S. An aide
+said ...") runs on into the next, and a lower-case abbreviation before a capital ("по
+м. Харків") still ends one. Telling those apart needs word lists per language; wire
+copy writes "U.S." mid-sentence far more often than at the end.
 """
 
 from __future__ import annotations
