@@ -170,6 +170,13 @@ class StanceScores:
     bayes: np.ndarray | None = None
 
 
+def in_stance_order(classifier: Any, features: Any, stances: Sequence[str]) -> np.ndarray:
+    """A classifier's probabilities in taxonomy order: each fitted head keeps its own."""
+    classes = list(classifier.classes_)
+    order = [classes.index(stance) for stance in stances]
+    return inference.predict_proba(classifier, features)[:, order]
+
+
 @dataclass
 class QuoteHead:
     """Reads an actor's own quoted words and tells the speaker's posture: trained on
@@ -180,10 +187,8 @@ class QuoteHead:
     stances: tuple[str, ...]
 
     def probs(self, quotes: Sequence[str]) -> np.ndarray:
-        classes = list(self.pipeline[-1].classes_)
-        order = [classes.index(stance) for stance in self.stances]
         features = inference.transform(self.pipeline[:-1], list(quotes))
-        return inference.predict_proba(self.pipeline[-1], features)[:, order]
+        return in_stance_order(self.pipeline[-1], features, self.stances)
 
 
 @dataclass
@@ -215,8 +220,8 @@ class StanceModel:
             empty = np.empty((0, len(self.stances)))
             return StanceScores(inputs, empty, empty, None, None if self.bayes is None else empty)
         features = inference.transform(self.pipeline[:-1], flat)
-        section = self._probs(self.pipeline[-1], features)
-        bayes = None if self.bayes is None else self._probs(self.bayes, features)
+        section = in_stance_order(self.pipeline[-1], features, self.stances)
+        bayes = None if self.bayes is None else in_stance_order(self.bayes, features, self.stances)
         probs = section
         if self.combiner is not None:
             quote, has_quote = self.quote_view(flat)
@@ -257,9 +262,3 @@ class StanceModel:
         quote[rows] = probs[[best[row] for row in rows]]
         has_quote[rows] = True
         return quote, has_quote
-
-    def _probs(self, classifier: Any, features: Any) -> np.ndarray:
-        """A classifier's probabilities in taxonomy order (each head keeps its own)."""
-        classes = list(classifier.classes_)
-        order = [classes.index(stance) for stance in self.stances]
-        return inference.predict_proba(classifier, features)[:, order]
