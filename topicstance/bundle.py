@@ -243,7 +243,7 @@ class ModelBundle:
     def predict(self, texts: Sequence[str], explain: bool = False) -> list[SectionPrediction]:
         """Classify each text as one section; a text in a language the model was not
         trained on gets the none topic and no stances, never a guess."""
-        detected = [language.detect(text) for text in texts]
+        detected = language.detect_all(texts)
         readable = [not self._unsupported(code) for code in detected]
         kept = [text for text, ok in zip(texts, readable, strict=True) if ok]
         predictions = iter(self._classify(kept, explain))

@@ -12,16 +12,27 @@ Only the first SAMPLE_CHARS characters are read (cut at a space): the classifier
 cost grows with the text. On the corpus sections a 300-character sample gave the
 same language as the whole section every time (200 characters missed one), and the
 same answers on paragraphs in five other languages, at under half the cost.
+
+A batch walks the identifier's byte automaton for all its texts at once (`detect_all`):
+py3langid walks it one byte at a time in Python, which cost a quarter of a batched
+prediction. Both ways give the same answers (tests/test_language.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
 
 MIN_LETTERS = 30
 MIN_PROBABILITY = 0.5
 SAMPLE_CHARS = 300
+# Below this many texts, stepping numpy arrays byte by byte costs more than the
+# library's own per-text walk.
+BATCHED_FROM = 8
 
 
 @cache
@@ -43,7 +54,79 @@ def detect(text: str) -> str:
     """The ISO 639-1 code of the text's language, or "" when it cannot be told (fewer
     than MIN_LETTERS letters in its sample, or no language probable enough)."""
     text = sample(text)
-    if sum(ch.isalpha() for ch in text) < MIN_LETTERS:
+    if not _enough_letters(text):
         return ""
     code, probability = _identifier().classify(text)
     return str(code) if probability >= MIN_PROBABILITY else ""
+
+
+def _enough_letters(text: str) -> bool:
+    return sum(ch.isalpha() for ch in text) >= MIN_LETTERS
+
+
+def detect_all(texts: Sequence[str]) -> list[str]:
+    """`detect` for each text, the texts of a batch scored together."""
+    if len(texts) < BATCHED_FROM:
+        return [detect(text) for text in texts]
+    samples = [sample(text) for text in texts]
+    readable = [i for i, text in enumerate(samples) if _enough_letters(text)]
+    codes = [""] * len(texts)
+    if not readable:
+        return codes
+    identifier = _identifier()
+    probs = _probabilities(identifier, [identifier._encode(samples[i]) for i in readable])
+    best = probs.argmax(axis=1)
+    for row, i in enumerate(readable):
+        if probs[row, best[row]] >= MIN_PROBABILITY:
+            codes[i] = str(identifier.nb_classes[best[row]])
+    return codes
+
+
+@cache
+def _automaton() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The identifier's byte automaton as arrays: next state, row offsets, output feature."""
+    identifier = _identifier()
+    return (
+        np.frombuffer(identifier.tk_nextmove, dtype=np.uint32),
+        np.asarray(identifier._rowbase, dtype=np.int64),
+        np.asarray(identifier.tk_output, dtype=np.int64),
+    )
+
+
+def _probabilities(identifier: Any, texts: Sequence[bytes]) -> np.ndarray:
+    """py3langid's normalized class probabilities (its `_decide`), one row per text."""
+    visits, lengths = _visits(texts)
+    features, columns = np.unique(visits[:, 1], return_inverse=True)
+    counts = sp.csr_matrix(
+        (np.ones(len(visits), dtype=np.float32), (visits[:, 0], columns)),
+        shape=(len(texts), len(features)),
+    )
+    counts.sum_duplicates()
+    np.log1p(counts.data, out=counts.data)
+    scores = np.asarray(counts @ identifier.nb_ptc[features].astype(np.float32))
+    scores += identifier.nb_pc
+    scores[np.diff(counts.indptr) == 0] = 0.0  # no feature: flat, as the library
+    scores *= (1.0 / np.sqrt(np.maximum(lengths, 1))).astype(np.float32)[:, None]
+    np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    for first, alias in identifier._alias_pairs:
+        scores[:, first] += scores[:, alias]
+        scores[:, alias] = 0.0
+    return scores
+
+
+def _visits(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(text, feature) for every feature the automaton emits, and each text's length."""
+    nextmove, rowbase, output = _automaton()
+    lengths = np.asarray([len(text) for text in texts])
+    grid = np.zeros((int(lengths.max()), len(texts)), dtype=np.int64)
+    for row, text in enumerate(texts):
+        grid[: len(text), row] = np.frombuffer(text, dtype=np.uint8)
+    states = np.empty_like(grid)
+    state = np.zeros(len(texts), dtype=np.int64)
+    for position, letters in enumerate(grid):
+        state = nextmove[rowbase[state] + letters]
+        states[position] = state
+    emitted = output[states]
+    at, owner = np.nonzero((emitted >= 0) & (np.arange(len(grid))[:, None] < lengths))
+    return np.column_stack([owner, emitted[at, owner]]), lengths
