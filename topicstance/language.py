@@ -15,7 +15,10 @@ same answers on paragraphs in five other languages, at under half the cost.
 
 A batch walks the identifier's byte automaton for all its texts at once (`detect_all`):
 py3langid walks it one byte at a time in Python, which cost a quarter of a batched
-prediction. Both ways give the same answers (tests/test_language.py).
+prediction. This reads the identifier's tables and helpers that py3langid does not
+document (`tk_nextmove`, `_rowbase`, `_encode`, `_alias_pairs`), so pyproject.toml pins
+its minor version, and tests/test_language.py checks that both ways give the same
+answers.
 """
 
 from __future__ import annotations
