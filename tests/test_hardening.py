@@ -365,7 +365,7 @@ def test_cancelled_stream_stops_promptly(
     call.cancel()
     assert wait_until(
         lambda: scrape(metrics_port).get("topicstance_cancelled_total{}", 0) > before, 5
-    )
+    ), f"no cancel counted in 5 s; the server's last log lines: {limited.logs[-5:]}"
     still_serving(limited_stub)
 
 
