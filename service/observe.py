@@ -89,8 +89,12 @@ class _Call:
             self.finish()
 
     async def failed(self, error: BaseException) -> None:
-        """Record why the call ended; turn unexpected errors into a clean status."""
-        if isinstance(error, asyncio.CancelledError):
+        """Record why the call ended; turn unexpected errors into a clean status.
+
+        A response stream closed before its end (GeneratorExit) was left by its client:
+        grpc closes it when the call is cancelled, sometimes before the context says so.
+        """
+        if isinstance(error, asyncio.CancelledError | GeneratorExit):
             remaining = self.context.time_remaining()
             past_deadline = remaining is not None and remaining <= 0
             self.code = (
