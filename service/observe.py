@@ -92,7 +92,8 @@ class _Call:
         """Record why the call ended; turn unexpected errors into a clean status.
 
         A response stream closed before its end (GeneratorExit) was left by its client:
-        grpc closes it when the call is cancelled, sometimes before the context says so.
+        nothing else closes it early. Counting it does not wait for the context to
+        report the cancel, which it may not yet do (our reading of a CI failure).
         """
         if isinstance(error, asyncio.CancelledError | GeneratorExit):
             remaining = self.context.time_remaining()

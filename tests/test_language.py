@@ -41,4 +41,4 @@ def test_batched_probabilities_are_the_librarys() -> None:
     batched = language._probabilities(identifier, encoded)
     one_by_one = np.asarray([identifier._decide(text) for text in encoded])
     assert batched.shape == one_by_one.shape
-    np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)

@@ -15,10 +15,10 @@ same answers on paragraphs in five other languages, at under half the cost.
 
 A batch walks the identifier's byte automaton for all its texts at once (`detect_all`):
 py3langid walks it one byte at a time in Python, which cost a quarter of a batched
-prediction. This reads the identifier's tables and helpers that py3langid does not
-document (`tk_nextmove`, `_rowbase`, `_encode`, `_alias_pairs`), so pyproject.toml pins
-its minor version, and tests/test_language.py checks that both ways give the same
-answers.
+prediction. Its answers are py3langid's up to float32 rounding (the sums run in another
+order). This reads the identifier's tables and helpers that py3langid does not document
+(`tk_nextmove`, `_rowbase`, `_encode`, `_alias_pairs`), so pyproject.toml pins its minor
+version, and tests/test_language.py checks that both ways give the same answers.
 """
 
 from __future__ import annotations
@@ -86,25 +86,24 @@ def detect_all(texts: Sequence[str]) -> list[str]:
 
 
 @cache
-def _automaton() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _automaton(identifier: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The identifier's byte automaton as arrays: next state, row offsets, output feature."""
-    identifier = _identifier()
+    table = identifier.tk_nextmove  # an array.array, of uint16 in small models
     return (
-        np.frombuffer(identifier.tk_nextmove, dtype=np.uint32),
+        np.frombuffer(table, dtype=f"u{table.itemsize}"),
         np.asarray(identifier._rowbase, dtype=np.int64),
         np.asarray(identifier.tk_output, dtype=np.int64),
     )
 
 
-def _probabilities(identifier: Any, texts: Sequence[bytes]) -> np.ndarray:
+def _probabilities(identifier: Any, encoded: Sequence[bytes]) -> np.ndarray:
     """py3langid's normalized class probabilities (its `_decide`), one row per text."""
-    visits, lengths = _visits(texts)
+    visits, lengths = _visits(identifier, encoded)
     features, columns = np.unique(visits[:, 1], return_inverse=True)
-    counts = sp.csr_matrix(
+    counts = sp.csr_matrix(  # (row, column) pairs given more than once are summed
         (np.ones(len(visits), dtype=np.float32), (visits[:, 0], columns)),
-        shape=(len(texts), len(features)),
+        shape=(len(encoded), len(features)),
     )
-    counts.sum_duplicates()
     np.log1p(counts.data, out=counts.data)
     scores = np.asarray(counts @ identifier.nb_ptc[features].astype(np.float32))
     scores += identifier.nb_pc
@@ -118,15 +117,15 @@ def _probabilities(identifier: Any, texts: Sequence[bytes]) -> np.ndarray:
     return scores
 
 
-def _visits(texts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def _visits(identifier: Any, encoded: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """(text, feature) for every feature the automaton emits, and each text's length."""
-    nextmove, rowbase, output = _automaton()
-    lengths = np.asarray([len(text) for text in texts])
-    grid = np.zeros((int(lengths.max()), len(texts)), dtype=np.int64)
-    for row, text in enumerate(texts):
+    nextmove, rowbase, output = _automaton(identifier)
+    lengths = np.asarray([len(text) for text in encoded])
+    grid = np.zeros((int(lengths.max()), len(encoded)), dtype=np.int64)
+    for row, text in enumerate(encoded):
         grid[: len(text), row] = np.frombuffer(text, dtype=np.uint8)
     states = np.empty_like(grid)
-    state = np.zeros(len(texts), dtype=np.int64)
+    state = np.zeros(len(encoded), dtype=np.int64)
     for position, letters in enumerate(grid):
         state = nextmove[rowbase[state] + letters]
         states[position] = state
