@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -24,7 +25,7 @@ REQUEST_ID = "x-request-id"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Unary = Callable[[Any, Context], Awaitable[Any]]
-Streaming = Callable[[AsyncIterator[Any], Context], AsyncIterator[Any]]
+Streaming = Callable[[AsyncIterator[Any], Context], AsyncGenerator[Any, None]]
 
 
 def request_id(context: Context) -> str:
@@ -57,9 +58,16 @@ class CallObserver:
         return observed
 
     def stream(self, method: str, handler: Streaming) -> Streaming:
-        async def observed(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-            async with _Call(self, method, None, context):
-                async for response in handler(requests, context):
+        async def observed(
+            requests: AsyncIterator[Any], context: Context
+        ) -> AsyncGenerator[Any, None]:
+            # aclosing: a stream closed early closes the handler too, so its own cleanup
+            # (finally blocks, pending batches) runs now, not when it is collected.
+            async with (
+                _Call(self, method, None, context),
+                aclosing(handler(requests, context)) as responses,
+            ):
+                async for response in responses:
                     yield response
 
         return observed
@@ -146,4 +154,3 @@ class _Call:
 
 
 _QUIET = (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED)
-_DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -289,8 +289,9 @@ class Gate(grpc.aio.ServerInterceptor):
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             self._enter(context)
-            async for response in inner(request, context):
-                yield response
+            async with aclosing(inner(request, context)) as responses:
+                async for response in responses:
+                    yield response
 
         return counted
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -14,8 +14,34 @@ import pytest
 from service.observe import CallObserver
 
 
+class _Counter:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[tuple[str, str], ...], int] = {}
+        self.key: tuple[tuple[str, str], ...] = ()
+
+    def labels(self, **labels: str) -> _Counter:
+        self.key = tuple(sorted(labels.items()))
+        return self
+
+    def inc(self) -> None:
+        self.counts[self.key] = self.counts.get(self.key, 0) + 1
+
+    def observe(self, value: float) -> None:
+        self.inc()
+
+
+class _Metrics:
+    """The metrics the observer writes to, counted (prometheus's registry is global)."""
+
+    def __init__(self) -> None:
+        self.requests, self.latency, self.cancelled = _Counter(), _Counter(), _Counter()
+
+
 class _Context:
     """The part of grpc's servicer context the observer reads; never cancelled."""
+
+    def __init__(self, time_remaining: float | None = None) -> None:
+        self._remaining = time_remaining
 
     def invocation_metadata(self) -> tuple[()]:
         return ()
@@ -23,8 +49,8 @@ class _Context:
     def set_trailing_metadata(self, metadata: Any) -> None:
         pass
 
-    def time_remaining(self) -> None:
-        return None
+    def time_remaining(self) -> float | None:
+        return self._remaining
 
     def cancelled(self) -> bool:
         return False
@@ -36,16 +62,33 @@ class _Context:
         return None
 
 
-async def _three(requests: Any, context: Any) -> AsyncIterator[int]:
-    for number in range(3):
-        yield number
+class _Handler:
+    """A streaming handler that yields 0, 1, 2 and notes whether it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __call__(self, requests: Any, context: Any) -> AsyncGenerator[int, None]:
+        try:
+            for number in range(3):
+                yield number
+        finally:
+            self.closed = True
 
 
-def _observed_stream() -> Any:
+def _observed_stream(
+    handler: _Handler | None = None, metrics: _Metrics | None = None, context: Any = None
+) -> Any:
     """The observed handler's response stream, as grpc would iterate it."""
     requests: Any = None
-    context: Any = _Context()
-    return CallObserver(None).stream("StreamClassifyTexts", _three)(requests, context)
+    observer = CallObserver(metrics)  # type: ignore[arg-type]
+    chosen: Any = context or _Context()
+    return observer.stream("StreamClassifyTexts", handler or _Handler())(requests, chosen)
+
+
+async def _leave_after_one(stream: Any) -> None:
+    assert await anext(stream) == 0
+    await stream.aclose()
 
 
 def _logged_codes(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -55,14 +98,31 @@ def _logged_codes(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_stream_closed_before_its_end_counts_as_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def leave_after_one() -> None:
-        stream = _observed_stream()
-        assert await anext(stream) == 0
-        await stream.aclose()
-
     with caplog.at_level(logging.DEBUG, logger="topicstance.calls"):
-        asyncio.run(leave_after_one())
+        asyncio.run(_leave_after_one(_observed_stream()))
     assert _logged_codes(caplog) == [grpc.StatusCode.CANCELLED.name]
+
+
+def test_a_stream_closed_early_is_counted_once_and_closes_its_handler() -> None:
+    handler, metrics = _Handler(), _Metrics()
+
+    async def leave() -> bool:
+        await _leave_after_one(_observed_stream(handler, metrics))
+        return handler.closed  # now, not once the event loop collects the generator
+
+    assert asyncio.run(leave())
+    assert metrics.cancelled.counts == {(): 1}
+    requests = {("code", "CANCELLED"), ("method", "StreamClassifyTexts")}
+    assert metrics.requests.counts == {tuple(sorted(requests)): 1}
+
+
+def test_a_stream_closed_past_its_deadline_counts_as_deadline_exceeded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = _observed_stream(context=_Context(time_remaining=0.0))
+    with caplog.at_level(logging.DEBUG, logger="topicstance.calls"):
+        asyncio.run(_leave_after_one(stream))
+    assert _logged_codes(caplog) == [grpc.StatusCode.DEADLINE_EXCEEDED.name]
 
 
 def test_a_stream_read_to_its_end_is_ok(caplog: pytest.LogCaptureFixture) -> None:
