@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OTHER = ROOT / "tests" / "fixtures" / "languages" / "other.jsonl"
 
 
+@cache
 def _mixed_texts() -> list[str]:
     """Corpus sections in all three languages, short texts in five others, upper-case,
-    too-short and empty texts: every branch of the detector."""
+    too-short and empty texts: every branch of the detector (loaded once: 10 s)."""
     sections = load_corpus(ROOT / "training" / "data").sections
     corpus = [s.full_text for s in sections[::25]]
     others = [json.loads(line)["text"] for line in OTHER.read_text(encoding="utf-8").splitlines()]
@@ -42,3 +44,9 @@ def test_batched_probabilities_are_the_librarys() -> None:
     one_by_one = np.asarray([identifier._decide(text) for text in encoded])
     assert batched.shape == one_by_one.shape
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_a_batch_with_no_readable_text_has_no_languages() -> None:
+    unreadable = ["", "!" * 40, "12 34 56", "Kyiv said so."] * language.BATCHED_FROM
+    assert [language.detect(text) for text in unreadable] == [""] * len(unreadable)
+    assert language.detect_all(unreadable) == [""] * len(unreadable)
