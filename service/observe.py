@@ -61,8 +61,9 @@ class CallObserver:
         async def observed(
             requests: AsyncIterator[Any], context: Context
         ) -> AsyncGenerator[Any, None]:
-            # aclosing: a stream closed early closes the handler too, so its own cleanup
-            # (finally blocks, pending batches) runs now, not when it is collected.
+            # aclosing: a stream closed early closes the handler too, so its cleanup (its
+            # finally blocks: the stream's reader task) runs now, not when it is collected.
+            # An error in that cleanup replaces the GeneratorExit (the call ends INTERNAL).
             async with (
                 _Call(self, method, None, context),
                 aclosing(handler(requests, context)) as responses,

@@ -9,7 +9,15 @@ methods to their safe request parsers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NoReturn
@@ -164,7 +172,7 @@ class TopicStanceServicer(pb_grpc.TopicStanceServiceServicer):
         self,
         requests: AsyncIterator[StreamItem],
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[pb.StreamClassifyTextsResponse]:
+    ) -> AsyncGenerator[pb.StreamClassifyTextsResponse, None]:
         """Requests that arrive while others are classified are classified together.
 
         Answers keep the order of the requests; a bad request is answered with an
